@@ -1,0 +1,28 @@
+# SoundFlow-mini workflow: thin entry. Rules live in workflow/rules/, one file per stage family.
+# Run everything: snakemake --cores all      (profile: --config profile=smoke|tiny|paper)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        rules.corpus.output,
+
+
+onstart:
+    pipeline_start()
+
+
+onsuccess:
+    pipeline_end("FINISHED", log)
+
+
+onerror:
+    pipeline_end("FAILED", log)

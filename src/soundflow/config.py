@@ -1,0 +1,79 @@
+"""params.yaml: profile overlays and schema validation with one clear message per bad key.
+
+Used by the Snakefile (and tests); stage CLIs never read params.yaml, they get their slice.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "workflow" / "schemas" / "params.schema.yaml"
+PROFILES = REPO / "workflow" / "profiles"
+
+
+class ConfigError(ValueError):
+    """A bad params.yaml key; the message names the key."""
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def validate(config: dict, schema_path: Path = SCHEMA) -> None:
+    schema = yaml.safe_load(schema_path.read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    err = errors[0]
+    where = _key_path(err)
+    if err.validator == "additionalProperties":
+        known = sorted(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(known))
+        prefix = f"{where}." if err.absolute_path else ""
+        raise ConfigError(f"params.yaml: unknown key '{prefix}{unknown[0]}' (known keys here: {', '.join(known)})")
+    if err.validator == "required":
+        raise ConfigError(f"params.yaml: missing key in '{where}': {err.message}")
+    raise ConfigError(f"params.yaml: bad value for '{where}': {err.message}")
+
+
+def resolve(config: dict) -> dict:
+    """Merge the profile overlay over the base config and validate the result."""
+    profile = config.get("profile", "tiny")
+    overlay_file = PROFILES / str(profile) / "params.yaml"
+    if profile != "tiny":
+        if not overlay_file.is_file():
+            raise ConfigError(f"params.yaml: unknown profile '{profile}' (no {overlay_file.relative_to(REPO)})")
+        config = deep_merge(config, yaml.safe_load(overlay_file.read_text()) or {})
+    validate(config)
+    return config
+
+
+def load(params_file: Path = REPO / "params.yaml", **overrides) -> dict:
+    config = yaml.safe_load(Path(params_file).read_text())
+    config.update(overrides)
+    return resolve(config)
+
+
+def slice_json(config: dict, key: str) -> str:
+    """The JSON of one dotted config slice, as passed to a stage CLI (stable key order)."""
+    node = config
+    for part in key.split("."):
+        if part not in node:
+            raise ConfigError(f"params.yaml: missing key '{key}'")
+        node = node[part]
+    return json.dumps(node, sort_keys=True)

@@ -1,0 +1,1 @@
+"""StreamAudio-mini corpus synthesis: voices, sound events, text, composition, manifests."""
