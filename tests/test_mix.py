@@ -60,7 +60,7 @@ def test_crossfade_concat_length_and_smooth_junctions():
     assert len(out) == 16000 + 8000 + 11200 - 2 * 320
     max_step_inside = np.max(np.abs(np.diff(clips[0])))  # 2*pi*440/16000*0.5 = 0.086
     assert np.max(np.abs(np.diff(out))) <= 1.05 * max_step_inside
-    assert np.max(np.abs(np.diff(np.concatenate(clips)))) > 0.9  # a hard join clicks
+    assert np.max(np.abs(np.diff(np.concatenate(clips)))) > 4 * max_step_inside  # hard join: 4.3x
     # away from junctions the clips are untouched
     assert np.array_equal(out[:16000 - 320], clips[0][:16000 - 320].astype(np.float32))
 
@@ -85,10 +85,10 @@ def test_tile_length_continuity_and_level():
               for k in range(1, 10)]
     assert np.max(np.abs(np.array(levels) - 10 * np.log10(np.mean(noise**2)))) < 1.0
     # a tone that does not end on a whole period: tiled without a click (equal-power fades
-    # may lift a self-similar tone by up to sqrt(2), a hard repeat jumps 5x the normal step)
+    # may lift a self-similar tone by up to sqrt(2), a hard repeat jumps 4.4x the normal step)
     odd = sine(0.2537, freq=300.0)
     step = np.max(np.abs(np.diff(odd)))
-    assert np.max(np.abs(np.diff(np.tile(odd, 4)))) > 5 * step
+    assert np.max(np.abs(np.diff(np.tile(odd, 4)))) > 4 * step
     assert np.max(np.abs(np.diff(M.tile(odd, SR, crossfade_s=0.02, sr=SR)))) <= 1.45 * step
     assert np.array_equal(M.tile(noise, 100, sr=SR), noise[:100].astype(np.float32))
 

@@ -190,3 +190,11 @@ def test_bad_arguments_name_themselves():
         T.silence_cut(tone(1.0), SR, max_silence_s=0)
     with pytest.raises(ValueError, match="profile"):
         T.denoise(tone(1.0), SR, profile=np.ones(7))
+
+
+@pytest.mark.parametrize("n", [1, 50, 399, 3201])
+def test_tfjp_handles_clips_shorter_than_a_frame_or_a_boundary(n):
+    x = 0.3 * np.sin(0.3 * np.arange(n)) + 0.01
+    y = T.tfjp(x, SR)
+    assert len(y) == 3200 * (1 + (n > 3200)) and np.all(np.isfinite(y))
+    assert len(T.denoise(x, SR)) == n

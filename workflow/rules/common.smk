@@ -37,9 +37,10 @@ def pipeline_start():
     tracking.start_pipeline_run(PROFILE, list(sys.argv[1:]), Path("params.yaml"))
 
 
-def pipeline_end(status, log_file):
+def pipeline_end(status, logs):
     from soundflow import tracking
 
     run_id = os.environ.get("SOUNDFLOW_PARENT_RUN_ID")
+    logs = [logs] if isinstance(logs, (str, Path)) else list(logs or [])  # Snakemake 9 passes a list
     if run_id:
-        tracking.end_pipeline_run(run_id, status, Path(log_file) if log_file else None)
+        tracking.end_pipeline_run(run_id, status, Path(logs[0]) if logs else None)

@@ -128,14 +128,14 @@ def _background(plan: ItemPlan, rng, n: int, spans, cfg) -> np.ndarray:
         mix.place(bg, mix.tile(bed, n, 0.2, SR), 0, gains["ambient"])
     # Background events only go into pauses between turns, so none lands on foreground speech.
     gaps = [(0.0, spans[0][0])] + [(spans[i][1], spans[i + 1][0]) for i in range(len(spans) - 1)] if spans else []
+    fits = [g for g in gaps if g[1] - g[0] >= 0.6]
     for name in plan.background_events:
-        clip, _ = events.event_clip(name, rng, p_real=cfg["p_real_event"])
-        dur = len(clip) / SR
-        fits = [g for g in gaps if g[1] - g[0] >= dur + 0.1]
         if not fits:
-            continue
+            break
         g0, g1 = fits[int(rng.integers(len(fits)))]
-        start = float(rng.uniform(g0 + 0.05, g1 - dur - 0.05))
+        dur = min(float(rng.uniform(0.5, 2.0)), g1 - g0 - 0.1)
+        clip = events.synth_event(name, rng, duration_s=dur)
+        start = g0 + 0.05 + float(rng.random()) * max(g1 - g0 - 0.1 - dur, 0.0)
         mix.place(bg, clip, round(start * SR), gains["background"])
     return bg
 

@@ -172,8 +172,8 @@ class PlanContext:
         return pool[int(self.rng.integers(len(pool)))]
 
     def n_turns(self, low: int | None = None, high: int | None = None) -> int:
-        lo, hi = self.cfg["turns"]
-        return int(self.rng.integers(low or lo, (high or hi) + 1))
+        lo, hi = low or self.cfg["turns"][0], high or self.cfg["turns"][1]
+        return int(self.rng.integers(lo, max(lo, hi) + 1))
 
     def choice(self, seq):
         return seq[int(self.rng.integers(len(seq)))]

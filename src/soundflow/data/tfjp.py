@@ -66,6 +66,8 @@ def _positive(value, name: str) -> float:
 def _stft(x: np.ndarray, sr: int) -> np.ndarray:
     """Complex STFT, frame t centred on sample t * hop (zero padding at both ends)."""
     win, hop = _grid(sr)
+    if len(x) < win:  # scipy would shrink the window for a clip shorter than one frame
+        x = np.pad(x, (0, win - len(x)))
     _, _, z = stft(x, fs=sr, window="hann", nperseg=win, noverlap=win - hop,
                    boundary="zeros", padded=True)
     return z

@@ -1,7 +1,6 @@
 """Real-time ASR: the transcript is written chunk by chunk while the speaker talks."""
 from __future__ import annotations
 
-from soundflow.data import text
 from soundflow.data.plan import PlanContext, Reply, Turn
 from soundflow.data.tasks import Draft, register
 
@@ -45,6 +44,10 @@ def asr_multivoice(ctx: PlanContext) -> Draft:
 @register("realtime_asr", "asr_longform")
 def asr_longform(ctx: PlanContext) -> Draft:
     """One speaker reads a passage: sentences follow each other with short pauses."""
-    sentences = text.asr_long_passage(ctx.rng, ctx.n_turns(low=max(ctx.cfg["turns"][0], 5)))
+    n, sentences = ctx.n_turns(low=max(ctx.cfg["turns"][0], 5)), []
+    while len(sentences) < n:  # from the split's own pool, so no held-out sentence is ever trained on
+        s = ctx.sentence()
+        if not sentences or s != sentences[-1]:
+            sentences.append(s)
     turns = [_sentence_turn(ctx, s, pause=float(ctx.rng.uniform(0.1, 0.3))) for s in sentences]
     return _asr_draft(ctx, turns, "auto")

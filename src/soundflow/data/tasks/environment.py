@@ -27,7 +27,7 @@ def env_qa(ctx: PlanContext) -> Draft:
 @register("environment_agent", "hist_review")
 def hist_review(ctx: PlanContext) -> Draft:
     """Mixed turns, then a question about a turn at least 3 rounds back."""
-    n = max(ctx.n_turns(), 4)
+    n = max(ctx.n_turns(high=min(ctx.cfg["turns"][1], 8)), 4)  # short enough to keep the final question
     turns = []
     for _ in range(n - 1):
         if ctx.rng.random() < 0.5:
@@ -74,15 +74,12 @@ def silence_irrelevant(ctx: PlanContext) -> Draft:
 @register("environment_agent", "env_adapt")
 def env_adapt(ctx: PlanContext) -> Draft:
     """The same kind of question gets a different answer depending on the sound scene."""
-    scene = ctx.choice(text.SCENES)
+    scene = ctx.choice(sorted(text.SCENES))
     turns = []
     for _ in range(ctx.n_turns(high=min(ctx.cfg["turns"][1], 6))):
         question, answer = text.env_adapt_exchange(ctx.rng, scene)
         turns.append(Turn([ctx.say(question)], Reply(answer), "question", meta={"scene": scene, "question": question}))
-    ambient = SCENE_AMBIENT.get(scene, "")
-    return Draft(CHAT_INSTRUCTION, turns, noise="noisy" if ambient else "clean", ambient=ambient or "none",
+    beds = [e for e in text.SCENES[scene] if e in events.EVENT_TYPES]  # tv_speech is speech, not a bed
+    ambient = ctx.choice(beds) if beds else "none"
+    return Draft(CHAT_INSTRUCTION, turns, noise="noisy" if beds else "clean", ambient=ambient,
                  references={"scene": scene}, mixins=False)
-
-
-# Which sound bed plays under each scene of text.SCENES ("" = quiet room).
-SCENE_AMBIENT = {"rain": "rain", "street": "car_horn", "kitchen": "fan_hum", "wind": "wind", "birds": "birdsong"}

@@ -20,8 +20,10 @@ def if_notify(ctx: PlanContext) -> Draft:
     target = ctx.choice(PROCEDURAL)
     instruction, notice = text.notify_instruction(target)
     turns = [_ack(ctx, instruction)]
-    for _ in range(ctx.n_turns() - 1):
-        hit = ctx.rng.random() < 0.5
+    n = ctx.n_turns() - 1
+    forced = int(ctx.rng.integers(n))  # at least one trigger per stream
+    for k in range(n):
+        hit = k == forced or ctx.rng.random() < 0.5
         name = target if hit else ctx.choice([e for e in PROCEDURAL if e != target])
         reply = Reply(notice, kind="notify", timing="early") if hit else None
         turns.append(Turn([ctx.event(name)], reply, "event", meta={"event": name, "trigger": hit}))
@@ -48,8 +50,8 @@ def if_count_live(ctx: PlanContext) -> Draft:
     target = ctx.choice(COUNTABLE)
     turns = [_ack(ctx, text.count_instruction(target))]
     count = 0
-    for _ in range(ctx.n_turns() - 1):
-        if ctx.rng.random() < 0.65 and count < 10:
+    for k in range(ctx.n_turns() - 1):
+        if (k == 0 or ctx.rng.random() < 0.65) and count < 10:  # the first sound after the instruction counts
             count += 1
             turns.append(Turn([ctx.event(target)], Reply(text.count_word(count), kind="count", timing="early"), "event",
                               meta={"event": target, "count": count}))
@@ -64,7 +66,7 @@ def if_summarize_on_cue(ctx: PlanContext) -> Draft:
     instruction, cue = text.summarize_instruction()
     turns = [_ack(ctx, instruction)]
     said = []
-    for _ in range(max(ctx.n_turns() - 2, 1)):
+    for _ in range(max(ctx.n_turns(high=min(ctx.cfg["turns"][1], 9)) - 2, 1)):  # short enough to keep the cue
         s = ctx.sentence()
         said.append(s)
         turns.append(Turn([ctx.say(s)], None, "sentence", meta={"recall": ["said", s]}))

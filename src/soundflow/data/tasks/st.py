@@ -47,7 +47,7 @@ def st_noisy(ctx: PlanContext) -> Draft:
 @register("streaming_translation", "st_switch")
 def st_switch(ctx: PlanContext) -> Draft:
     """English speech; mid-stream the user asks for English output instead of Chinese (or back)."""
-    n = max(ctx.n_turns(), 4)
+    n = max(ctx.n_turns(high=min(ctx.cfg["turns"][1], 10)), 4)  # short enough to keep the switch
     switch_at = int(ctx.rng.integers(2, n - 1))
     target = "zh"
     turns = []

@@ -1,0 +1,134 @@
+"""The smoke DAG inside pytest: Snakemake run, MLflow runs, rerun semantics, config errors, DVC."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from soundflow.config import REPO
+from tests.conftest import tree_digest
+
+BIN = Path(sys.executable).parent
+COPY = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", "workflow", "src", "envs"]
+
+
+def run(cmd, cwd, check=True, **kw):
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", MLFLOW_TRACKING_URI=f"sqlite:///{cwd}/mlflow.db")
+    env.pop("SOUNDFLOW_PARENT_RUN_ID", None)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    if check and proc.returncode:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def set_param(workdir: Path, dotted: str, value) -> None:
+    path = workdir / "params.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    node = cfg
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A copy of the workflow with profile smoke, run once with `snakemake --cores 2`."""
+    work = tmp_path_factory.mktemp("workflow")
+    for name in COPY:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    set_param(work, "profile", "smoke")
+    proc = run(["snakemake", "--cores", "2"], work, timeout=600)
+    return work, proc
+
+
+def test_smoke_dag_writes_every_output(smoke_run):
+    work, _ = smoke_run
+    for name in ("train", "dev", "test"):
+        assert (work / f"data/corpus/{name}.parquet").is_file()
+    assert (work / "reports/data/corpus.csv").read_text().startswith("split,ability,sub_task,items,hours")
+    assert list((work / "reports/data/examples").glob("*.png"))
+    assert (work / "logs/corpus.log").is_file()
+
+
+def test_same_seed_same_bytes_from_scratch(smoke_run, smoke_corpus):
+    """The DAG's corpus (built from nothing, in another folder) is byte-identical to the fixture's."""
+    work, _ = smoke_run
+    out, _ = smoke_corpus
+    assert tree_digest(work / "data/corpus") == tree_digest(out)
+
+
+def test_mlflow_parent_and_nested_stage_runs(smoke_run):
+    work, _ = smoke_run
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work}/mlflow.db")
+    exp = client.get_experiment_by_name("soundflow-smoke")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.info.run_name == "pipeline"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.tags["profile"] == "smoke" and "git_commit" in parent.data.tags
+    stages = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    corpus = next(r for r in stages if r.data.tags.get("stage") == "corpus")
+    assert corpus.info.status == "FINISHED"
+    assert corpus.data.metrics["train_items"] > 0 and corpus.data.params["seed"]
+    import csv
+    table = list(csv.DictReader(open(work / "reports/data/corpus.csv")))
+    assert corpus.data.metrics["train_items"] == sum(int(r["items"]) for r in table if r["split"] == "train")
+
+
+def test_nothing_to_do_when_up_to_date(smoke_run):
+    work, _ = smoke_run
+    out = run(["snakemake", "-n", "--cores", "2"], work).stdout
+    assert "Nothing to be done" in out
+
+
+def test_changed_synthesis_parameter_reruns_synthesis(smoke_run, tmp_path):
+    work, _ = smoke_run
+    shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
+    try:
+        set_param(work, "data.p_noise", 0.5)
+        out = run(["snakemake", "-n", "--cores", "2"], work).stdout
+        assert "corpus" in out and "params" in out.lower()
+    finally:
+        shutil.copy(tmp_path / "params.yaml", work / "params.yaml")
+
+
+def test_changed_source_module_reruns_its_stage(smoke_run):
+    work, _ = smoke_run
+    module = work / "src/soundflow/data/mix.py"
+    original = module.read_text()
+    module.write_text(original + "\n# a changed line\n")
+    try:
+        out = run(["snakemake", "-n", "--cores", "2"], work).stdout
+        assert "rule corpus" in out
+    finally:
+        module.write_text(original)
+    assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "2"], work).stdout
+
+
+def test_unknown_key_stops_with_one_message(smoke_run, tmp_path):
+    work, _ = smoke_run
+    shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
+    try:
+        set_param(work, "data.sede", 3)
+        proc = run(["snakemake", "-n", "--cores", "2"], work, check=False)
+        assert proc.returncode != 0
+        assert "unknown key 'data.sede'" in proc.stdout + proc.stderr
+    finally:
+        shutil.copy(tmp_path / "params.yaml", work / "params.yaml")
+
+
+def test_dvc_repro_recomputes_nothing_when_up_to_date(smoke_run):
+    work, _ = smoke_run
+    run(["dvc", "init", "--no-scm", "-q"], work)
+    run(["dvc", "commit", "-f", "-q"], work)  # record the Snakemake run's outputs in dvc.lock
+    out = run(["dvc", "repro"], work).stdout
+    assert "didn't change" in out or "up to date" in out
+    out = run(["dvc", "metrics", "show"], work).stdout
+    assert "corpus_summary.json" in out
