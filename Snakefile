@@ -9,11 +9,13 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/tokenize.smk"
 
 
 rule all:
     input:
         rules.corpus.output,
+        rules.tokens.output,
 
 
 onstart:

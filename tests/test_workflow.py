@@ -55,6 +55,8 @@ def test_smoke_dag_writes_every_output(smoke_run):
     assert (work / "reports/data/corpus.csv").read_text().startswith("split,ability,sub_task,items,hours")
     assert list((work / "reports/data/examples").glob("*.png"))
     assert (work / "logs/corpus.log").is_file()
+    stats = __import__("json").loads((work / "data/tokens/stats.json").read_text())
+    assert stats["train"]["samples"] > 0 and (work / "data/tokens/tokenizer").is_dir()
 
 
 def test_same_seed_same_bytes_from_scratch(smoke_run, smoke_corpus):
@@ -94,7 +96,19 @@ def test_changed_synthesis_parameter_reruns_synthesis(smoke_run, tmp_path):
     try:
         set_param(work, "data.p_noise", 0.5)
         out = run(["snakemake", "-n", "--cores", "2"], work).stdout
-        assert "corpus" in out and "params" in out.lower()
+        assert "rule corpus" in out and "params" in out.lower()
+        assert "rule tokens" in out  # what depends on the corpus reruns too
+    finally:
+        shutil.copy(tmp_path / "params.yaml", work / "params.yaml")
+
+
+def test_changed_tokens_parameter_reruns_only_tokens(smoke_run, tmp_path):
+    work, _ = smoke_run
+    shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
+    try:
+        set_param(work, "tokens.shard_size", 7)
+        out = run(["snakemake", "-n", "--cores", "2"], work).stdout
+        assert "rule tokens" in out and "rule corpus" not in out
     finally:
         shutil.copy(tmp_path / "params.yaml", work / "params.yaml")
 

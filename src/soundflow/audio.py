@@ -21,6 +21,21 @@ class AudioError(ValueError):
     """Raised for audio that cannot be used; the message names the file."""
 
 
+def as_mono(audio, name: str = "audio") -> np.ndarray:
+    """Validate a 1-D, non-empty, finite, real array and return it as float64 (for DSP code)."""
+    x = np.asarray(audio)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D mono array, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name}: empty clip (0 samples)")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise ValueError(f"{name} must be real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
 def resample(audio: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
     if sr_in == sr_out:
         return audio.astype(np.float32, copy=False)

@@ -13,22 +13,11 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from soundflow import SAMPLE_RATE
+from soundflow.audio import as_mono
 
 ROLE_GAIN_DB = {"foreground": 0.0, "background": -6.0, "ambient": -12.0}
 ACTIVE_FRAME_S = 0.02
 ACTIVE_RANGE_DB = 40.0
-
-
-def _as_1d(audio, name: str) -> np.ndarray:
-    x = np.asarray(audio)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"{name} must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
 
 
 def _check_sr(sr) -> int:
@@ -59,7 +48,7 @@ def _mean_power(x: np.ndarray) -> float:
 def active_power(signal, sr: int = SAMPLE_RATE) -> float:
     """Mean power over the 20 ms frames within ACTIVE_RANGE_DB of the loudest frame (a tail
     shorter than one frame is ignored; a signal shorter than one frame uses all samples)."""
-    x = _as_1d(signal, "signal")
+    x = as_mono(signal, "signal")
     frame = max(1, _samples(ACTIVE_FRAME_S, sr, "frame"))
     n_frames = len(x) // frame
     if n_frames == 0:
@@ -71,7 +60,7 @@ def active_power(signal, sr: int = SAMPLE_RATE) -> float:
 
 def measure_snr(signal, noise, sr: int = SAMPLE_RATE) -> float:
     """10 log10(active signal power / noise power) in dB; see the module docstring."""
-    p_noise = _mean_power(_as_1d(noise, "noise"))
+    p_noise = _mean_power(as_mono(noise, "noise"))
     if p_noise == 0:
         raise ValueError("noise is all zeros: SNR is undefined")
     return float(10 * np.log10(active_power(signal, sr) / p_noise))
@@ -79,7 +68,7 @@ def measure_snr(signal, noise, sr: int = SAMPLE_RATE) -> float:
 
 def scale_to_snr(signal, noise, snr_db: float, sr: int = SAMPLE_RATE) -> np.ndarray:
     """`noise` scaled so that measure_snr(signal, result) == snr_db."""
-    n = _as_1d(noise, "noise")
+    n = as_mono(noise, "noise")
     p_signal, p_noise = active_power(signal, sr), _mean_power(n)
     if p_signal == 0:
         raise ValueError("signal is all zeros: cannot set an SNR against it")
@@ -129,13 +118,13 @@ def crossfade_concat(clips, fade_s: float = 0.02, sr: int = SAMPLE_RATE,
     """
     if isinstance(clips, np.ndarray) or len(clips) == 0:
         raise ValueError("clips must be a non-empty list of 1-D arrays")
-    arrays = [_as_1d(c, f"clips[{i}]") for i, c in enumerate(clips)]
+    arrays = [as_mono(c, f"clips[{i}]") for i, c in enumerate(clips)]
     return _concat(arrays, _samples(fade_s, sr, "fade_s"), equal_power).astype(np.float32)
 
 
 def tile(noise, n: int, crossfade_s: float = 0.05, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Repeat `noise` to exactly n samples, each repeat joined with an equal-power crossfade."""
-    x = _as_1d(noise, "noise")
+    x = as_mono(noise, "noise")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
     if n <= len(x):
@@ -151,7 +140,7 @@ def place(track: np.ndarray, clip, offset_samples: int, gain_db: float = 0.0) ->
     if not (isinstance(track, np.ndarray) and track.ndim == 1
             and np.issubdtype(track.dtype, np.floating)):
         raise ValueError("track must be a 1-D float numpy array (it is changed in place)")
-    c = _as_1d(clip, "clip")
+    c = as_mono(clip, "clip")
     if isinstance(offset_samples, bool) or not isinstance(offset_samples, (int, np.integer)):
         raise ValueError(f"offset_samples must be an integer, got {offset_samples!r}")
     if not np.isfinite(gain_db):
@@ -194,7 +183,7 @@ def synthetic_rir(rng, sr: int = SAMPLE_RATE, rt60_s: float = 0.4,
 
 def reverb(audio, rir) -> np.ndarray:
     """Convolve with `rir`, keep the input length and the dry signal's RMS."""
-    x, h = _as_1d(audio, "audio"), _as_1d(rir, "rir")
+    x, h = as_mono(audio, "audio"), as_mono(rir, "rir")
     wet = fftconvolve(x, h)[: len(x)]
     p_wet = _mean_power(wet)
     if p_wet == 0:
@@ -215,7 +204,7 @@ def babble(clips, n: int, rng, n_talkers: int = 4, sr: int = SAMPLE_RATE) -> np.
         raise ValueError(f"n_talkers must be a positive integer, got {n_talkers!r}")
     voices = []
     for i, c in enumerate(clips):
-        x = _as_1d(c, f"clips[{i}]")
+        x = as_mono(c, f"clips[{i}]")
         if not x.any():
             raise ValueError(f"clips[{i}] is all zeros")
         voices.append(x / np.sqrt(_mean_power(x)))  # every talker equally loud
@@ -235,7 +224,7 @@ def babble(clips, n: int, rng, n_talkers: int = 4, sr: int = SAMPLE_RATE) -> np.
 
 def normalize_peak(audio, peak_db: float = -1.0) -> np.ndarray:
     """Scale so the largest |sample| is peak_db dBFS (all-zero input is returned as is)."""
-    x = _as_1d(audio, "audio")
+    x = as_mono(audio, "audio")
     if not np.isfinite(peak_db) or peak_db > 0:
         raise ValueError(f"peak_db must be a finite level <= 0 dBFS, got {peak_db!r}")
     peak = np.max(np.abs(x))

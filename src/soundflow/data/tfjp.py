@@ -17,6 +17,7 @@ import numpy as np
 from scipy.signal import istft, stft
 
 from soundflow import SAMPLE_RATE
+from soundflow.audio import as_mono
 
 WIN_S = 0.025
 HOP_S = 0.010
@@ -34,20 +35,6 @@ SILENT_PEAK = 1e-4  # -80 dBFS: a clip whose peak is below this has nothing in i
 
 # ---------------------------------------------------------------------------------------------
 # shared helpers
-
-
-def _as_audio(audio, name: str = "audio") -> np.ndarray:
-    x = np.asarray(audio)
-    if x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D mono array, got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{name}: empty clip (0 samples)")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"{name} must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
 
 
 def _grid(sr) -> tuple[int, int]:
@@ -90,7 +77,7 @@ def _full_frames(n_frames: int, n: int, sr: int) -> np.ndarray:
 def frame_db(audio, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Power in dBFS of the 25 ms window around each 10 ms hop; frame t owns samples
     [t*hop, (t+1)*hop). Computed from a cumulative sum, so it costs O(n) for any length."""
-    x = _as_audio(audio)
+    x = as_mono(audio)
     win, hop = _grid(sr)
     n = len(x)
     cs = np.concatenate(([0.0], np.cumsum(x * x)))
@@ -124,7 +111,7 @@ def silence_cut(audio, sr: int = SAMPLE_RATE, max_silence_s: float = 0.3) -> np.
     and tail); a leading run keeps the part just before the sound, a trailing run the part just
     after it.
     """
-    x = _as_audio(audio)
+    x = as_mono(audio)
     _, hop = _grid(sr)
     keep_max = max(1, round(_positive(max_silence_s, "max_silence_s") * sr / hop))
     e_db = frame_db(x, sr)
@@ -164,7 +151,7 @@ def _profile_from(mag: np.ndarray, n: int, sr: int, share: float) -> np.ndarray:
 def noise_profile(audio, sr: int = SAMPLE_RATE, share: float = NOISE_SHARE) -> np.ndarray:
     """Mean STFT magnitude of the lowest-energy `share` of frames (one value per frequency bin);
     all zeros when those frames are within MIN_NOISE_CONTRAST_DB of the loud (90th pct) frames."""
-    x = _as_audio(audio)
+    x = as_mono(audio)
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share!r}")
     return _profile_from(np.abs(_stft(x, sr)), len(x), sr, share)
@@ -178,7 +165,7 @@ def denoise(audio, sr: int = SAMPLE_RATE, profile: np.ndarray | None = None,
     than isolated "musical" peaks. Without `profile` the noise is estimated (noise_profile) from
     the same STFT; an all-zero profile returns the input unchanged.
     """
-    x = _as_audio(audio)
+    x = as_mono(audio)
     z = _stft(x, sr)
     mag = np.abs(z)
     if profile is None:
@@ -216,7 +203,7 @@ def core_locate(audio, sr: int = SAMPLE_RATE, keep_db: float = 30.0, margin_s: f
     The core is the span maximising sum(score - min_score), widened to cover every frame within
     keep_db of the peak (so quiet word edges are never cut) and then by margin_s each side.
     """
-    x = _as_audio(audio)
+    x = as_mono(audio)
     _, hop = _grid(sr)
     power = np.abs(_stft(x, sr)) ** 2
     energy = power.sum(axis=0)
@@ -251,7 +238,7 @@ def boundary_norm(audio, sr: int = SAMPLE_RATE, delta_s: float = 0.2,
     When padding is added the last fade_s of the content is faded out into it, so the
     content/silence junction is not a click (spec_smooth only tapers the clip's outer edges).
     """
-    x = _as_audio(audio)
+    x = as_mono(audio)
     _grid(sr)
     step = max(1, round(_positive(delta_s, "delta_s") * sr))
     pad = -len(x) % step
@@ -265,7 +252,7 @@ def boundary_norm(audio, sr: int = SAMPLE_RATE, delta_s: float = 0.2,
 
 def spec_smooth(audio, sr: int = SAMPLE_RATE, taper_s: float = 0.02) -> np.ndarray:
     """Half-Hann fade-in over the first taper_s and fade-out over the last taper_s."""
-    x = _as_audio(audio)
+    x = as_mono(audio)
     _grid(sr)
     n = min(round(_positive(taper_s, "taper_s") * sr), len(x) // 2)
     if n:
@@ -306,7 +293,7 @@ def _clean_loop(x: np.ndarray, sr: int, max_iter: int) -> tuple[np.ndarray, int,
 def tfjp_report(audio, sr: int = SAMPLE_RATE, max_iter: int = 3,
                 max_restarts: int = 2) -> TfjpReport:
     """Run TFJP on one clip and say how it went; see the module docstring for the order."""
-    x = _as_audio(audio)
+    x = as_mono(audio)
     _grid(sr)
     if np.max(np.abs(x)) < SILENT_PEAK:
         raise ValueError("audio: empty clip (all samples below -80 dBFS)")

@@ -37,6 +37,10 @@ class StreamingEncoderConfig(PretrainedConfig):
     left_chunks: int = 8  # previous chunks each attention layer may see (8 x 400 ms = 3.2 s)
     frames_per_chunk: int = layout.FRAMES_PER_CHUNK
     dropout: float = 0.1
+    # "absolute": sinusoid of the frame index in the stream (what feasibility.md measured); "chunk": of the
+    # index within its chunk, as the paper encodes each chunk with its own positions - never out of the
+    # trained range, however long the stream runs
+    positions: str = "absolute"
     vocab_size: int = 30  # CTC classes: blank, space, apostrophe, a-z, one spare
 
 
@@ -167,6 +171,8 @@ class StreamingEncoder(PreTrainedModel):
 
     def __init__(self, config: StreamingEncoderConfig):
         super().__init__(config)
+        if config.positions not in ("absolute", "chunk"):
+            raise ValueError(f"positions must be 'absolute' or 'chunk', got '{config.positions}'")
         self.frontend = CausalSubsampling(config)
         self.blocks = nn.ModuleList(ConformerLiteBlock(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
@@ -191,6 +197,8 @@ class StreamingEncoder(PreTrainedModel):
     def _embed(self, features, frontend_cache, offset):
         x, frontend_cache = self.frontend(features, frontend_cache)
         positions = torch.arange(offset, offset + x.shape[1], device=x.device)
+        if self.config.positions == "chunk":
+            positions = positions % self.config.frames_per_chunk
         return self.drop(x + sinusoids(positions, x.shape[-1]).to(x.dtype)), frontend_cache
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None):

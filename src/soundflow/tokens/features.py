@@ -15,7 +15,7 @@ import torch
 from torchaudio.compliance import kaldi
 
 from soundflow import layout
-from soundflow.audio import atomic_path
+from soundflow.audio import AudioError, atomic_path, read_audio
 
 WINDOW = layout.SAMPLE_RATE * 25 // 1000  # the 25 ms analysis window, 400 samples
 HOP = layout.SAMPLE_RATE * layout.FEATURE_HOP_MS // 1000  # 160 samples
@@ -46,6 +46,14 @@ def stream_fbank(audio: np.ndarray) -> torch.Tensor:
     if audio.size == 0 or audio.size % CHUNK_SAMPLES:
         raise ValueError(f"stream of {audio.size} samples is not a whole number of {CHUNK_SAMPLES}-sample chunks")
     return torch.cat([fbank(chunk) for chunk in audio.reshape(-1, CHUNK_SAMPLES)])
+
+
+def file_features(path: str | Path) -> torch.Tensor:
+    """Raw (not normalized) stream features of one audio file, fp16 to halve what crosses a process pool."""
+    audio = read_audio(path)
+    if audio.size % CHUNK_SAMPLES:
+        raise AudioError(f"{path}: {audio.size} samples is not a whole number of 400 ms chunks")
+    return stream_fbank(audio).half()
 
 
 class Cmvn:

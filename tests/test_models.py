@@ -1,0 +1,314 @@
+"""Models: streaming encoder == chunked offline encoder, no look-ahead, loss masks, memorisation,
+save/load, KV-cached streaming decode, and the Qwen2.5-Omni paper-backbone loader on a tiny local checkpoint."""
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig
+
+from soundflow import layout
+from soundflow.models import (
+    AudioInteractionModel,
+    AudioLMConfig,
+    StreamingEncoder,
+    StreamingEncoderConfig,
+    load_paper_backbone,
+)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(2)
+
+CHUNK = 4 * layout.FRAMES_PER_CHUNK  # feature frames per 400 ms chunk
+TOKENS = list(layout.SPECIAL_TOKENS) + [f"w{i}" for i in range(10)]
+ID = {t: i for i, t in enumerate(TOKENS)}
+
+
+def tiny_config(**overrides) -> AudioLMConfig:
+    encoder = StreamingEncoderConfig(d_model=32, n_layers=2, n_heads=2, ff=64, frontend_channels=8, dropout=0.0)
+    lm = LlamaConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
+                     vocab_size=len(TOKENS), tie_word_embeddings=True)
+    kwargs = dict(encoder_config=encoder, lm_config=lm, audio_token_id=ID[layout.AUDIO], frame_dropout=0.0)
+    return AudioLMConfig(**{**kwargs, **overrides})
+
+
+def stream_sample(replies: list[list[str] | None]):
+    """Layout of DESIGN section 5 for len(replies) chunks: ids, labels, label kinds (None = <silent>)."""
+    ids = [ID[layout.ONLINE], ID[layout.lang_token("en")]]
+    kind = [layout.LABEL_NONE] * 2
+    for reply in replies:
+        ids += [ID[layout.AUDIO_BEGIN]] + [ID[layout.AUDIO]] * layout.FRAMES_PER_CHUNK + [ID[layout.CHUNK_END]]
+        kind += [layout.LABEL_NONE] * (layout.FRAMES_PER_CHUNK + 2)
+        if reply is None:
+            ids.append(ID[layout.SILENT])
+            kind.append(layout.LABEL_STREAM)
+        else:
+            words = [ID[layout.emotion_token("normal")]] + [ID[w] for w in reply] + [ID[layout.EOS]]
+            ids += [ID[layout.RESPONSE]] + words
+            kind += [layout.LABEL_STREAM] + [layout.LABEL_LM] * len(words)
+    ids, kind = torch.tensor(ids), torch.tensor(kind)
+    labels = torch.where(kind == layout.LABEL_NONE, torch.full_like(ids, -100), ids)
+    return ids, labels, kind
+
+
+def batch_of(samples):
+    """Right-pad samples to one batch: input_ids, attention_mask, labels, label_kind."""
+    length = max(len(s[0]) for s in samples)
+    pad = lambda t, v: F.pad(t, (0, length - len(t)), value=v)  # noqa: E731
+    ids = torch.stack([pad(s[0], ID[layout.PAD]) for s in samples])
+    mask = torch.stack([pad(torch.ones_like(s[0]), 0) for s in samples])
+    labels = torch.stack([pad(s[1], -100) for s in samples])
+    kind = torch.stack([pad(s[2], layout.LABEL_NONE) for s in samples])
+    return ids, mask, labels, kind
+
+
+# ----- encoder ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("positions", ["absolute", "chunk"])
+def test_streaming_encoder_equals_chunked_offline_encoding(positions):
+    torch.manual_seed(0)
+    enc = StreamingEncoder(StreamingEncoderConfig(positions=positions)).eval()  # default size, left_chunks=8
+    features = torch.randn(1, 400, layout.N_MELS)  # 4 s = 10 chunks, more than the 8-chunk left context
+    full, lengths = enc(features, torch.tensor([400]))
+    assert full.shape == (1, 100, 192) and lengths.tolist() == [100]
+    state, chunks = enc.init_state(), []
+    for c in range(10):
+        frames, state = enc.encode_chunk(features[:, c * CHUNK:(c + 1) * CHUNK], state)
+        assert frames.shape == (1, layout.FRAMES_PER_CHUNK, 192)
+        chunks.append(frames)
+    assert torch.allclose(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=0)
+    assert state.offset == 100 and state.keys[0].shape[2] == 8 * layout.FRAMES_PER_CHUNK  # cache is bounded
+    with pytest.raises(ValueError, match="40 feature frames"):
+        enc.encode_chunk(features[:, :30], enc.init_state())
+
+
+def test_encoder_never_looks_ahead_and_ignores_padding():
+    torch.manual_seed(0)
+    enc = StreamingEncoder(StreamingEncoderConfig(d_model=64, n_layers=2, n_heads=2, ff=128)).eval()
+    features = torch.randn(2, 240, layout.N_MELS)
+    base, _ = enc(features)
+    for k in range(5):  # change chunk k+1 onwards: frames of chunks <= k must not move at all
+        changed = features.clone()
+        changed[:, (k + 1) * CHUNK:] = torch.randn_like(changed[:, (k + 1) * CHUNK:])
+        out, _ = enc(changed)
+        keep = (k + 1) * layout.FRAMES_PER_CHUNK
+        assert torch.equal(out[:, :keep], base[:, :keep])
+        assert not torch.allclose(out[:, keep:], base[:, keep:])
+    # a padded batch gives each utterance the frames it gets alone
+    lengths = torch.tensor([240, 130])
+    padded, frame_lengths = enc(features, lengths)
+    assert frame_lengths.tolist() == [60, 33]  # ceil(ceil(T / 2) / 2)
+    alone, _ = enc(features[1:, :130])
+    assert torch.allclose(padded[1, :33], alone[0], atol=1e-5)
+    assert enc.ctc_logits(padded).shape == (2, 60, 30)
+
+
+# ----- audio LM -----------------------------------------------------------------------------------------
+
+def test_shapes_frames_and_label_masks():
+    torch.manual_seed(0)
+    model = AudioInteractionModel(tiny_config()).eval()
+    samples = [stream_sample([None, ["w1", "w2"]]), stream_sample([["w3"], None, None])]
+    ids, mask, labels, kind = batch_of(samples)
+    features = torch.randn(2, 3 * CHUNK, layout.N_MELS)
+    lengths = torch.tensor([2 * CHUNK, 3 * CHUNK])
+    out = model(ids, mask, features, lengths, labels=labels, label_kind=kind)
+    assert out["logits"].shape == (2, ids.shape[1], len(TOKENS))
+
+    # i-th <audio> slot = projected i-th encoder frame of that sample
+    frames, frame_lengths = model.encode_audio(features, lengths)
+    embeds = model.embed(ids, frames, frame_lengths)
+    slots = (ids[1] == ID[layout.AUDIO]).nonzero().flatten()
+    assert torch.allclose(embeds[1, slots], model.projector(frames[1, :30]), atol=1e-6)
+    # precomputed (cached) frames give the same result as features
+    cached = model(ids, mask, audio_frames=[frames[0, :20], frames[1, :30]], labels=labels, label_kind=kind)
+    assert torch.allclose(cached["logits"], out["logits"], atol=1e-5)
+
+    # each loss is the mean CE over exactly its own kind of position (position t predicts t + 1)
+    logp = out["logits"][:, :-1].log_softmax(-1)
+    nll = -logp.gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    for name, value in (("loss_stream", layout.LABEL_STREAM), ("loss_lm", layout.LABEL_LM)):
+        sel = kind[:, 1:] == value
+        assert torch.allclose(out[name], nll[sel].mean(), atol=1e-5)
+    assert torch.allclose(out["loss"], out["loss_lm"] + out["loss_stream"])
+    weighted = model(ids, mask, features, lengths, labels=labels, label_kind=kind, lm_weight=0.5, stream_weight=2.0)
+    assert torch.allclose(weighted["loss"], 0.5 * out["loss_lm"] + 2.0 * out["loss_stream"], atol=1e-6)
+
+    # zeroing one kind: the LM positions become unlabelled -> loss_lm 0, loss_stream untouched
+    no_lm = torch.where(kind == layout.LABEL_LM, torch.full_like(kind, layout.LABEL_NONE), kind)
+    only_stream = model(ids, mask, features, lengths, labels=labels, label_kind=no_lm)
+    assert only_stream["loss_lm"].item() == 0.0
+    assert torch.allclose(only_stream["loss_stream"], out["loss_stream"])
+    # and the stream loss gets gradient only from logits that predict a LABEL_STREAM token
+    logits = out["logits"].detach().requires_grad_()
+    from soundflow.models import split_losses
+    split_losses(logits, labels, kind)["loss_stream"].backward()
+    touched = logits.grad.abs().sum(-1)[:, :-1] > 0
+    assert torch.equal(touched, kind[:, 1:] == layout.LABEL_STREAM)
+
+    # plain dicts without model_type (params.yaml slices) override the default encoder / Llama LM
+    cfg = AudioLMConfig(encoder_config={"d_model": 64}, lm_config={"hidden_size": 64}, vocab_size=50)
+    assert cfg.encoder_config["model_type"] == "soundflow_encoder" and cfg.encoder_config["n_layers"] == 4
+    assert cfg.lm_config["model_type"] == "llama" and cfg.lm_config["hidden_size"] == 64
+    assert cfg.lm_config["vocab_size"] == cfg.vocab_size == 50 and cfg.lm_config["num_hidden_layers"] == 4
+
+    with pytest.raises(ValueError, match="sample 1 has 30 <audio> slots but only 20"):
+        model(ids, mask, audio_frames=[frames[0, :20], frames[1, :20]])
+
+
+@pytest.fixture(scope="module")
+def memorised():
+    """A tiny model trained until it reproduces 8 short streams (the decision and reply depend on the audio)."""
+    torch.manual_seed(0)
+    model = AudioInteractionModel(tiny_config())
+    replies = [[None, [f"w{i}", f"w{(i + 3) % 10}"]] if i % 2 else [[f"w{i}"], None] for i in range(8)]
+    samples = [stream_sample(r) for r in replies]
+    ids, mask, labels, kind = batch_of(samples)
+    features = torch.randn(8, 2 * CHUNK, layout.N_MELS)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(300):
+        out = model(ids, mask, features, labels=labels, label_kind=kind)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+        if losses[-1] < 0.02:
+            break
+    return model.eval(), replies, features, losses
+
+
+def test_tiny_model_memorises_eight_samples(memorised):
+    _, _, _, losses = memorised
+    assert losses[0] > 5.0  # starts near chance: ln(32) = 3.5 for each of the two losses
+    assert losses[-1] < 0.05 and len(losses) < 300
+
+
+def test_save_pretrained_round_trip(tmp_path, memorised):
+    model = memorised[0]
+    samples = [stream_sample(r) for r in memorised[1][:2]]
+    ids, mask, labels, kind = batch_of(samples)
+    features = memorised[2][:2]
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = AudioInteractionModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.encoder_config == model.config.encoder_config
+    assert loaded.config.lm_config["hidden_size"] == 48 and loaded.config.vocab_size == len(TOKENS)
+    with torch.no_grad():
+        a = model(ids, mask, features, labels=labels, label_kind=kind)
+        b = loaded(ids, mask, features, labels=labels, label_kind=kind)
+    assert torch.equal(a["logits"], b["logits"]) and torch.equal(a["loss"], b["loss"])
+    for (name, p), q in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_cached_streaming_decode_matches_full_forward(memorised):
+    model, replies, features, _ = memorised
+    ids, labels, kind = stream_sample(replies[1])
+    with torch.no_grad():
+        full = model(ids[None], features=features[1:2])["logits"][0]
+    # push the same tokens chunk by chunk: prefix, then per chunk audio tokens + decision tokens
+    cache, state, logits = model.new_cache(), model.init_encoder_state(), []
+    logits.append(model.prefill(model.embed_chunk(ids[:2]), cache)[0])
+    pos = 2
+    for c in range(2):
+        frames, state = model.encode_chunk(features[1:2, c * CHUNK:(c + 1) * CHUNK], state)
+        end = pos + layout.FRAMES_PER_CHUNK + 2
+        logits.append(model.prefill(model.embed_chunk(ids[pos:end], frames), cache)[0])
+        pos = end
+        while pos < len(ids) and ids[pos] != ID[layout.AUDIO_BEGIN]:
+            logits.append(model.prefill(model.embed_chunk(ids[pos:pos + 1]), cache)[0])
+            pos += 1
+    assert cache.get_seq_length() == len(ids)
+    assert torch.allclose(torch.cat(logits), full, atol=1e-4)
+
+
+def test_streaming_greedy_session_reproduces_memorised_streams(memorised):
+    model, replies, features, _ = memorised
+    stops = {ID[layout.SILENT], ID[layout.EOS]}
+    chunk_tokens = [ID[layout.AUDIO_BEGIN]] + [ID[layout.AUDIO]] * layout.FRAMES_PER_CHUNK + [ID[layout.CHUNK_END]]
+    for i, reply in enumerate(replies):
+        cache, state = model.new_cache(), model.init_encoder_state()
+        model.prefill(model.embed_chunk(stream_sample([])[0]), cache)
+        emitted = []
+        for c in range(2):
+            frames, state = model.encode_chunk(features[i:i + 1, c * CHUNK:(c + 1) * CHUNK], state)
+            next_logits = model.prefill(model.embed_chunk(chunk_tokens, frames), cache)[0, -1]
+            tokens, _ = model.generate_greedy(next_logits, cache, stops, max_new_tokens=8)
+            emitted.append([TOKENS[t] for t in tokens])
+        expected = [[layout.SILENT] if r is None else
+                    [layout.RESPONSE, layout.emotion_token("normal"), *r, layout.EOS] for r in reply]
+        assert emitted == expected
+
+
+# ----- paper backbone -----------------------------------------------------------------------------------
+
+def tiny_qwen_thinker_config():
+    from transformers.models.qwen2_5_omni import Qwen2_5OmniThinkerConfig
+
+    audio = dict(num_mel_bins=128, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, d_model=32,
+                 output_dim=48)
+    text = dict(vocab_size=64, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, rope_parameters={"rope_type": "default", "rope_theta": 1e6,
+                                                        "mrope_section": [2, 1, 3]})
+    vision = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=48,
+                  fullatt_block_indexes=[0])
+    return Qwen2_5OmniThinkerConfig(audio_config=audio, text_config=text, vision_config=vision)
+
+
+@pytest.mark.parametrize("layout_kind", ["thinker", "omni"])
+def test_paper_backbone_loads_tiny_local_qwen_omni_checkpoint(tmp_path, monkeypatch, layout_kind):
+    from transformers.models.qwen2_5_omni import (
+        Qwen2_5OmniConfig,
+        Qwen2_5OmniForConditionalGeneration,
+        Qwen2_5OmniThinkerForConditionalGeneration,
+    )
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(0)
+    if layout_kind == "thinker":  # keys audio_tower.*, model.*, lm_head.*
+        thinker = Qwen2_5OmniThinkerForConditionalGeneration(tiny_qwen_thinker_config())
+        thinker.save_pretrained(tmp_path)
+    else:  # the released layout: the same under thinker.*, config.json of the whole Omni model
+        omni = Qwen2_5OmniForConditionalGeneration(
+            Qwen2_5OmniConfig(thinker_config=tiny_qwen_thinker_config().to_dict(), enable_audio_output=False))
+        omni.save_pretrained(tmp_path)
+        thinker = omni.thinker
+    thinker.eval()
+
+    audio_id = 60  # a spare id of the tiny vocabulary plays <audio>; 70 ids after growing for our tokens
+    model = load_paper_backbone(tmp_path, audio_token_id=audio_id, vocab_size=70).eval()
+    assert model.config.vocab_size == 70 and model.lm.get_input_embeddings().weight.shape == (70, 48)
+    assert torch.equal(model.encoder.tower.conv1.weight, thinker.model.audio_tower.conv1.weight)
+
+    # the tower encodes each 40-frame chunk alone: whole utterance == chunk by chunk == the tower on [40, 40]
+    features = torch.randn(1, 2 * CHUNK, 128)
+    with torch.no_grad():
+        frames, frame_lengths = model.encode_audio(features)
+        tower = thinker.model.audio_tower(features[0].T, feature_lens=torch.tensor([CHUNK, CHUNK])).last_hidden_state
+        streamed = [model.encode_chunk(features[:, c * CHUNK:(c + 1) * CHUNK], None)[0] for c in range(2)]
+    assert frames.shape == (1, 20, 48) and frame_lengths.tolist() == [20]
+    assert torch.allclose(frames[0], tower, atol=1e-5)
+    assert torch.allclose(torch.cat(streamed, 1), frames, atol=1e-5)
+    # the thinker text stack (multimodal RoPE, equal positions) == the Qwen2 LM it was loaded into
+    embeds = torch.randn(1, 12, 48)
+    with torch.no_grad():
+        ref = thinker.lm_head(thinker.model.language_model(inputs_embeds=embeds).last_hidden_state)
+        assert torch.allclose(model.lm(inputs_embeds=embeds).logits[..., :64], ref, atol=1e-5)
+    # the linear projector starts as the identity: tower outputs reach the LM unchanged
+    assert torch.equal(model.projector(frames), frames)
+
+    # forward + backward with the streaming layout
+    model.train()
+    base = [1, 2] + [3] + [audio_id] * 10 + [4, 5] + [3] + [audio_id] * 10 + [4, 6, 7, 8]
+    ids = torch.tensor([base])
+    kind = torch.zeros_like(ids)
+    kind[0, [14, 27]] = layout.LABEL_STREAM
+    kind[0, [28, 29]] = layout.LABEL_LM
+    labels = torch.where(kind > 0, ids, torch.full_like(ids, -100))
+    out = model(ids, torch.ones_like(ids), features, labels=labels, label_kind=kind)
+    out["loss"].backward()
+    assert out["loss_lm"] > 0 and out["loss_stream"] > 0 and torch.isfinite(out["loss"])
+    assert model.projector.weight.grad.abs().sum() > 0
+    assert model.encoder.tower.layers[0].fc1.weight.grad.abs().sum() > 0
+    assert model.lm.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
