@@ -10,12 +10,15 @@ configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     input:
         rules.corpus.output,
         rules.tokens.output,
+        rules.train_report.output,
+        "data/models/offline/model",
 
 
 onstart:

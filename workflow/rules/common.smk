@@ -44,3 +44,11 @@ def pipeline_end(status, logs):
     logs = [logs] if isinstance(logs, (str, Path)) else list(logs or [])  # Snakemake 9 passes a list
     if run_id:
         tracking.end_pipeline_run(run_id, status, Path(logs[0]) if logs else None)
+
+
+def stage_cfg(name):
+    """A training stage's config: the model plus the common keys overridden by the stage's own."""
+    import json
+
+    stage = {**config["train"]["common"], **config["train"][name]}
+    return json.dumps({"model": config["model"], "stage": stage}, sort_keys=True)

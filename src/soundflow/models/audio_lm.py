@@ -136,7 +136,7 @@ class AudioInteractionModel(PreTrainedModel):
         return self.lm.get_output_embeddings()
 
     def resize_token_embeddings(self, new_num_tokens: int, **kwargs):
-        """Grow/shrink the LM vocabulary (e.g. a pretrained tokenizer plus our special tokens); keeps configs in sync."""
+        """Resize the LM vocabulary (a pretrained tokenizer plus our special tokens); keeps the configs in sync."""
         out = self.lm.resize_token_embeddings(new_num_tokens, **kwargs)
         self.config.vocab_size = self.config.lm_config["vocab_size"] = self.lm.config.vocab_size
         return out
@@ -163,7 +163,8 @@ class AudioInteractionModel(PreTrainedModel):
         short = (counts > available.to(counts.device)).nonzero().flatten().tolist()
         if short:
             b = short[0]
-            raise ValueError(f"sample {b} has {int(counts[b])} <audio> slots but only {int(available[b])} encoder frames")
+            raise ValueError(
+                f"sample {b} has {int(counts[b])} <audio> slots but only {int(available[b])} encoder frames")
         proj_dtype = next(self.projector.parameters()).dtype
         audio = self.projector(self._drop_frames(frames.to(proj_dtype))).to(embeds.dtype)
         index = (slots.long().cumsum(dim=1) - 1).clamp(min=0)  # position -> index of its frame

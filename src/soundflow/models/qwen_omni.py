@@ -116,7 +116,8 @@ def qwen2_config_from_thinker(thinker: Qwen2_5OmniThinkerConfig) -> Qwen2Config:
     )
 
 
-def paper_config(thinker: Qwen2_5OmniThinkerConfig, audio_token_id: int, projector_type: str = "linear") -> AudioLMConfig:
+def paper_config(thinker: Qwen2_5OmniThinkerConfig, audio_token_id: int,
+                 projector_type: str = "linear") -> AudioLMConfig:
     encoder = QwenAudioEncoderConfig(audio_config=thinker.audio_config.to_dict())
     return AudioLMConfig(encoder_config=encoder, lm_config=qwen2_config_from_thinker(thinker),
                          projector_type=projector_type, audio_token_id=audio_token_id)

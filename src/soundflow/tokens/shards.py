@@ -6,6 +6,7 @@ Output folder:
     stats.json               items, samples, tokens, hours and shards per split
     {split}/shard-00000.pt   torch.save'd list of sample records (see `record`)
     {split}/index.parquet    one row per sample: shard, position, item_id, sub_task, mode, ...
+    {split}/ctc.pt           English speech segments + character targets (encoder CTC warm-up)
 Everything is written to a temp folder next to `out` and renamed at the end.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from soundflow import layout
 from soundflow.data import manifest
-from soundflow.tokens import features, samples, tokenizer
+from soundflow.tokens import ctc, features, samples, tokenizer
 
 SPLITS = ("train", "dev", "test")
 CFG_KEYS = ("vocab_size", "max_chunks", "shard_size")
@@ -130,14 +131,20 @@ class ShardWriter:
 def _write_split(frame: pl.DataFrame, feats: list[torch.Tensor], tok, cmvn: features.Cmvn,
                  cfg: dict, folder: Path) -> dict:
     writer = ShardWriter(folder, cfg["shard_size"])
+    speech = []
     for row, raw in zip(frame.iter_rows(named=True), feats):
         if raw.shape[0] != samples.n_chunks(row) * features.FRAMES_PER_CHUNK:
             raise TokensError(f"{row['audio']}: audio length does not match duration_s {row['duration_s']}")
         normed = cmvn.apply(raw)
         for sample in samples.build_samples(row, tok, cfg["max_chunks"]):
             writer.add(record(sample, row, normed))
+        if row["mode"] == "online":
+            speech += ctc.segments(row, normed)
     index = writer.close()
+    torch.save(speech, folder / "ctc.pt")  # English speech segments for the encoder's CTC warm-up
     return {
+        "ctc_segments": len(speech),
+        "ctc_hours": sum(s["features"].shape[0] for s in speech) / 100 / 3600,
         "items": frame.height,
         "samples": index.height,
         "tokens": int(index["n_tokens"].sum() or 0),

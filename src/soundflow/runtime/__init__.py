@@ -1,0 +1,1 @@
+"""Streaming inference: sessions, schedulers and bundle loading. Needs `models` only, never `train`/`data`."""

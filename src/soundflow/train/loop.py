@@ -1,0 +1,129 @@
+"""The training loop every stage shares: bounded by steps and by minutes of training time, seeded,
+resumable from its last DeepSpeed checkpoint, with per-step MLflow metrics and timed evaluations.
+
+The clock counts training steps only (evaluations pause it), and the learning rate follows it:
+linear warm-up over the first `warmup` share of the budget, then cosine to 1 % (feasibility.md:
+a schedule driven by elapsed time makes the most of a fixed budget).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from soundflow.train.engine import make_engine
+
+FAULT_ENV = "SOUNDFLOW_FAULT_AT_STEP"  # tests: die (os._exit) right after this step, as a kill would
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    train_s: float = 0.0
+    tokens: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def lr_at(share: float, peak: float, warmup: float) -> float:
+    if share < warmup:
+        return peak * max(share / warmup, 0.01)
+    t = min((share - warmup) / max(1 - warmup, 1e-9), 1.0)
+    return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def autocast(precision: str):
+    on_cpu = not torch.cuda.is_available()
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on_cpu and precision == "bf16")
+
+
+def train(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    batches: Callable[[int], Iterator[dict]],
+    loss_fn: Callable[[torch.nn.Module, dict], dict],
+    evaluate: Callable[[torch.nn.Module], dict],
+    cfg: dict,
+    out_dir: Path,
+    job: str,
+    log: Callable[[dict, int], None],
+) -> Progress:
+    """Run one stage. `batches(epoch)` yields batches; `loss_fn(engine, batch)` returns a dict with
+    `loss` (and other scalars to log, plus `tokens`); `evaluate(model)` returns dev metrics."""
+    torch.manual_seed(cfg["seed"])
+    engine, optimizer = make_engine(model, params, cfg, job)
+    ckpt_dir = out_dir / "checkpoints"
+    progress = _resume(engine, ckpt_dir)
+    budget_s = cfg["minutes"] * 60
+    next_eval = (progress.train_s // cfg["eval_every_s"] + 1) * cfg["eval_every_s"]
+    epoch = 0
+    while not _done(progress, cfg, budget_s):
+        for batch in batches(epoch):
+            if _done(progress, cfg, budget_s):
+                break
+            t0 = time.perf_counter()
+            lr = lr_at(progress.train_s / budget_s, cfg["lr"], cfg["warmup"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            engine.train()
+            with autocast(cfg["precision"]):
+                out = loss_fn(engine, batch)
+            engine.backward(out["loss"])
+            engine.step()
+            progress.step += 1
+            progress.train_s += time.perf_counter() - t0
+            progress.tokens += int(out.get("tokens", 0))
+            if progress.step % cfg["log_every"] == 0:
+                scalars = {k: float(v) for k, v in out.items() if k != "tokens"}
+                scalars.update(lr=lr, train_minutes=progress.train_s / 60,
+                               tokens_per_s=progress.tokens / max(progress.train_s, 1e-9))
+                log(scalars, progress.step)
+            if progress.train_s >= next_eval:
+                _evaluate(engine.module, evaluate, progress, log)
+                next_eval += cfg["eval_every_s"]
+            if progress.step % cfg["checkpoint_every"] == 0:
+                _checkpoint(engine, ckpt_dir, progress)
+            if os.environ.get(FAULT_ENV) == str(progress.step):
+                os._exit(17)
+        epoch += 1
+    _evaluate(engine.module, evaluate, progress, log)
+    _checkpoint(engine, ckpt_dir, progress)
+    return progress
+
+
+def _done(progress: Progress, cfg: dict, budget_s: float) -> bool:
+    return progress.step >= cfg["max_steps"] or progress.train_s >= budget_s
+
+
+def _evaluate(model, evaluate, progress: Progress, log) -> None:
+    model.eval()
+    with torch.no_grad(), autocast("bf16"):
+        metrics = evaluate(model)
+    progress.history.append({"step": progress.step, "train_minutes": progress.train_s / 60, **metrics})
+    log({f"dev_{k}": v for k, v in metrics.items()}, progress.step)
+
+
+def _checkpoint(engine, ckpt_dir: Path, progress: Progress) -> None:
+    """Keep only the newest checkpoint: DeepSpeed writes it, then `latest` points at it."""
+    tag = f"step{progress.step:07d}"
+    state = {"step": progress.step, "train_s": progress.train_s, "tokens": progress.tokens,
+             "history": json.dumps(progress.history)}
+    engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state=state)
+    for old in ckpt_dir.glob("step*"):
+        if old.name != tag:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _resume(engine, ckpt_dir: Path) -> Progress:
+    if not (ckpt_dir / "latest").is_file():
+        return Progress()
+    _, state = engine.load_checkpoint(str(ckpt_dir))
+    print(f"resumed from {ckpt_dir} at step {state['step']}", flush=True)
+    return Progress(step=state["step"], train_s=state["train_s"], tokens=state["tokens"],
+                    history=json.loads(state["history"]))

@@ -1,0 +1,64 @@
+"""Dev metrics of a trained model, decoded the way it will run: free-running greedy streaming.
+
+decision_accuracy_dev: balanced accuracy of <silent> vs <response> over every chunk of the dev streams.
+asr_wer_dev / asr_wer_dev_unseen_engine: WER of the streaming transcripts of the ASR sub-tasks, for
+voices held out from training (engines seen in training) and for the unseen engine.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from soundflow import layout
+from soundflow.models import AudioInteractionModel
+from soundflow.runtime.greedy import TokenIds, decode_stream
+from soundflow.tokens.dataset import ShardDataset
+from soundflow.tokens.decode import parse_stream
+from soundflow.tokens.tokenizer import load as load_tokenizer
+
+
+def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) -> dict:
+    model = AudioInteractionModel.from_pretrained(model_dir).eval()
+    tok = load_tokenizer(model_dir)
+    ids = TokenIds.from_tokenizer(tok)
+    dataset = ShardDataset(tokens_dir / "dev")
+    frames = torch.load(frames_dir / "dev.pt", weights_only=True)
+    online = np.flatnonzero(dataset.index["mode"].to_numpy() == "online")
+    rng = np.random.default_rng(0)
+    chosen = sorted(rng.permutation(online)[: cfg["stage"]["eval_streams"]].tolist())
+    asr_first = sorted(i for i in online if dataset[int(i)]["sub_task"].startswith("asr_"))
+    chosen = sorted(set(chosen) | set(asr_first))  # every ASR window: the WER needs them all
+
+    hits = {"silent": [0, 0], "respond": [0, 0]}
+    asr = {}
+    for i in tqdm(chosen, desc="dev streaming decode", unit="window"):
+        rec = dataset[int(i)]
+        ids_list = rec["input_ids"].tolist()
+        prefix = ids_list[: ids_list.index(ids.audio_begin)]
+        chunk_frames = frames[i].float().view(rec["n_chunks"], layout.FRAMES_PER_CHUNK, -1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
+            hyp = decode_stream(model, tok, ids, prefix, chunk_frames)
+        ref = parse_stream(ids_list, tok)
+        for h, r in zip(hyp, ref):
+            hits[r["action"]][0] += h["action"] == r["action"]
+            hits[r["action"]][1] += 1
+        if rec["sub_task"].startswith("asr_"):
+            pair = asr.setdefault(rec["condition"], ([], []))
+            pair[0].append(" ".join(r["text"] for r in ref if r["action"] == "respond"))
+            pair[1].append(" ".join(h["text"] for h in hyp if h["action"] == "respond"))
+    recalls = {k: v[0] / v[1] for k, v in hits.items() if v[1]}
+    out = {
+        "decision_accuracy_dev": float(np.mean(list(recalls.values()))),
+        "decision_recall_silent_dev": recalls.get("silent"),
+        "decision_recall_respond_dev": recalls.get("respond"),
+        "dev_windows_decoded": len(chosen),
+    }
+    for condition, key in (("heldout_voice", "asr_wer_dev"), ("unseen_engine", "asr_wer_dev_unseen_engine")):
+        if condition in asr:
+            refs, hyps = asr[condition]
+            out[key] = jiwer.wer(refs, [h if h.strip() else "<none>" for h in hyps])
+    return out

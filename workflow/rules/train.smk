@@ -1,0 +1,79 @@
+# Staged training (DESIGN section 7). s0 trains the encoder with CTC; its frames are cached once
+# (rule encode_frames) and s1..s4 and the offline baseline train on them. Every job is one DeepSpeed
+# process (CPU + gloo here); resumable from data/models/<stage>/checkpoints.
+TRAIN_CODE = src_files("train", "models", "tokens", "runtime") + ["src/soundflow/layout.py"]
+NEXT = {"s1": "s0", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "s0"}
+
+
+rule train_s0:
+    input:
+        tokens=rules.tokens.output,
+        code=TRAIN_CODE,
+    output:
+        model=directory("data/models/s0/model"),
+        metrics="data/models/s0/metrics.json",
+    params:
+        cfg=stage_cfg("s0"),
+    threads: workflow.cores
+    log:
+        "logs/train_s0.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train stage --name s0 --cfg {params.cfg:q} "
+        "--tokens {input.tokens} --out data/models/s0 2> >(tee {log} >&2)"
+
+
+rule encode_frames:
+    input:
+        model=rules.train_s0.output.model,
+        tokens=rules.tokens.output,
+        code=TRAIN_CODE,
+    output:
+        directory("data/frames"),
+    threads: workflow.cores
+    log:
+        "logs/encode_frames.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train encode --model {input.model} "
+        "--tokens {input.tokens} --out {output} 2> >(tee {log} >&2)"
+
+
+rule train_stage:
+    input:
+        init=lambda w: f"data/models/{NEXT[w.stage]}/model",
+        tokens=rules.tokens.output,
+        frames=rules.encode_frames.output,
+        code=TRAIN_CODE,
+    output:
+        model=directory("data/models/{stage}/model"),
+        metrics="data/models/{stage}/metrics.json",
+    wildcard_constraints:
+        stage="s1|s2|s3|s4|offline",
+    params:
+        cfg=lambda w: stage_cfg(w.stage),
+    threads: workflow.cores
+    log:
+        "logs/train_{stage}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train stage --name {wildcards.stage} --cfg {params.cfg:q} "
+        "--tokens {input.tokens} --frames {input.frames} --init {input.init} "
+        "--out data/models/{wildcards.stage} 2> >(tee {log} >&2)"
+
+
+rule train_report:
+    input:
+        model="data/models/s4/model",
+        stages=expand("data/models/{stage}/metrics.json", stage=["s0", "s1", "s2", "s3", "s4"]),
+        tokens=rules.tokens.output,
+        frames=rules.encode_frames.output,
+        code=TRAIN_CODE,
+    output:
+        report("reports/metrics/train.json", caption="../report/train.rst", category="Training"),
+    params:
+        cfg=stage_cfg("s4"),
+    threads: workflow.cores
+    log:
+        "logs/train_report.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train report --cfg {params.cfg:q} --model {input.model} "
+        "--tokens {input.tokens} --frames {input.frames} --stages data/models/s0 data/models/s1 "
+        "data/models/s2 data/models/s3 data/models/s4 --out {output} 2> >(tee {log} >&2)"
