@@ -1,51 +1,11 @@
 """The smoke DAG inside pytest: Snakemake run, MLflow runs, rerun semantics, config errors, DVC."""
+import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
-import pytest
-import yaml
 
-from soundflow.config import REPO
-from tests.conftest import tree_digest
-
-BIN = Path(sys.executable).parent
-COPY = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", "workflow", "src", "envs"]
-
-
-def run(cmd, cwd, check=True, **kw):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", MLFLOW_TRACKING_URI=f"sqlite:///{cwd}/mlflow.db")
-    env.pop("SOUNDFLOW_PARENT_RUN_ID", None)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
-    if check and proc.returncode:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def set_param(workdir: Path, dotted: str, value) -> None:
-    path = workdir / "params.yaml"
-    cfg = yaml.safe_load(path.read_text())
-    node = cfg
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node[key]
-    node[leaf] = value
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """A copy of the workflow with profile smoke, run once with `snakemake --cores 2`."""
-    work = tmp_path_factory.mktemp("workflow")
-    for name in COPY:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    set_param(work, "profile", "smoke")
-    proc = run(["snakemake", "--cores", "2"], work, timeout=600)
-    return work, proc
+from tests.conftest import run, set_param, tree_digest
 
 
 def test_smoke_dag_writes_every_output(smoke_run):
@@ -55,8 +15,14 @@ def test_smoke_dag_writes_every_output(smoke_run):
     assert (work / "reports/data/corpus.csv").read_text().startswith("split,ability,sub_task,items,hours")
     assert list((work / "reports/data/examples").glob("*.png"))
     assert (work / "logs/corpus.log").is_file()
-    stats = __import__("json").loads((work / "data/tokens/stats.json").read_text())
+    stats = json.loads((work / "data/tokens/stats.json").read_text())
     assert stats["train"]["samples"] > 0 and (work / "data/tokens/tokenizer").is_dir()
+    for stage in ("s0", "s1", "s2", "s3", "s4", "offline"):
+        assert (work / f"data/models/{stage}/model/model.safetensors").is_file(), stage
+    train = json.loads((work / "reports/metrics/train.json").read_text())
+    for key in ("decision_accuracy_dev", "asr_wer_dev", "train_minutes", "tokens_per_s"):
+        assert key in train
+    assert 0.0 <= train["decision_accuracy_dev"] <= 1.0
 
 
 def test_same_seed_same_bytes_from_scratch(smoke_run, smoke_corpus):
@@ -79,6 +45,12 @@ def test_mlflow_parent_and_nested_stage_runs(smoke_run):
     corpus = next(r for r in stages if r.data.tags.get("stage") == "corpus")
     assert corpus.info.status == "FINISHED"
     assert corpus.data.metrics["train_items"] > 0 and corpus.data.params["seed"]
+    by_stage = {r.data.tags.get("stage"): r for r in stages}
+    for stage in ("tokens", "train_s0", "train_s3", "train_offline", "train_report"):
+        assert by_stage[stage].info.status == "FINISHED", stage
+    history = client.get_metric_history(by_stage["train_s3"].info.run_id, "loss_stream")
+    assert history and all(m.step > 0 for m in history)  # per-step losses, both logged
+    assert client.get_metric_history(by_stage["train_s3"].info.run_id, "loss_lm")
     import csv
     table = list(csv.DictReader(open(work / "reports/data/corpus.csv")))
     assert corpus.data.metrics["train_items"] == sum(int(r["items"]) for r in table if r["split"] == "train")

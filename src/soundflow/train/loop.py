@@ -80,7 +80,7 @@ def train(
             progress.train_s += time.perf_counter() - t0
             progress.tokens += int(out.get("tokens", 0))
             if progress.step % cfg["log_every"] == 0:
-                scalars = {k: float(v) for k, v in out.items() if k != "tokens"}
+                scalars = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in out.items() if k != "tokens"}
                 scalars.update(lr=lr, train_minutes=progress.train_s / 60,
                                tokens_per_s=progress.tokens / max(progress.train_s, 1e-9))
                 log(scalars, progress.step)

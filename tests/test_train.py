@@ -1,0 +1,82 @@
+"""Training: parameter groups, schedule, augmentation, DeepSpeed config, and resume after a kill."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from soundflow.models import AudioInteractionModel, AudioLMConfig
+from soundflow.train import engine, loop, stages
+from tests.conftest import run
+
+TINY = {"encoder_config": {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64},
+        "lm_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                      "num_key_value_heads": 2, "intermediate_size": 64}, "vocab_size": 64}
+
+
+def test_trainable_groups_freeze_the_rest():
+    model = AudioInteractionModel(AudioLMConfig(**TINY))
+    params = stages.trainable(model, ["projector"])
+    assert {id(p) for p in params} == {id(p) for p in model.projector.parameters()}
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert not any(p.requires_grad for p in model.lm.parameters())
+    stages.trainable(model, ["embeddings"])
+    assert model.lm.get_input_embeddings().weight.requires_grad
+    assert not model.projector[0].weight.requires_grad
+    with pytest.raises(KeyError, match="unknown parameter group 'decoder'"):
+        stages.trainable(model, ["decoder"])
+
+
+def test_lr_follows_time_budget():
+    assert loop.lr_at(0.0, 1.0, 0.1) == pytest.approx(0.01)
+    assert loop.lr_at(0.05, 1.0, 0.1) == pytest.approx(0.5)
+    assert loop.lr_at(0.1, 1.0, 0.1) == pytest.approx(1.0)
+    assert loop.lr_at(1.0, 1.0, 0.1) == pytest.approx(0.01)
+    values = [loop.lr_at(x, 1.0, 0.1) for x in np.linspace(0.1, 1.0, 20)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_spec_augment_masks_within_length():
+    feats = torch.ones(2, 300, 80)
+    lengths = torch.tensor([300, 120])
+    out = stages.spec_augment(feats, lengths, np.random.default_rng(0))
+    assert (out == 0).any() and (out[:, :, :] != 0).any()
+    assert torch.equal(out[1, 120:], feats[1, 120:])  # padding untouched
+    assert torch.equal(feats, torch.ones(2, 300, 80))  # input not modified
+
+
+def test_ctc_greedy_collapses_repeats_and_blanks():
+    # classes: 0 blank, 1 space, 2 apostrophe, 3 'a', 4 'b'
+    ids = [3, 3, 0, 3, 1, 4, 4, 0]
+    log_probs = torch.nn.functional.one_hot(torch.tensor(ids), 30).float()
+    assert stages.ctc_greedy(log_probs, len(ids)) == "aa b"
+
+
+def test_deepspeed_config_for_cpu_and_gpu():
+    cfg = {"grad_clip": 1.0, "zero_stage": 2, "precision": "bf16"}
+    cpu, gpu = engine.ds_config(cfg, on_gpu=False), engine.ds_config(cfg, on_gpu=True)
+    assert cpu["zero_optimization"]["stage"] == 2 and not cpu["bf16"]["enabled"]
+    assert gpu["bf16"]["enabled"] and "optimizer" not in gpu  # client AdamW: no fused-Adam JIT build
+
+
+def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
+    """A stage killed after step 7 (checkpoints every 5) restarts from step 5 and finishes."""
+    work, _ = smoke_run
+    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; c = config.load(profile='smoke'); "
+                                          "print(json.dumps({'model': c['model'], 'stage': {**c['train']['common'], **c['train']['s3']}}))"],
+                         work).stdout)
+    cfg["stage"].update(max_steps=10, minutes=5.0, checkpoint_every=5, eval_every_s=1000)
+    out = tmp_path / "s3"
+    cmd = ["python", "-m", "soundflow.train", "stage", "--name", "s3", "--cfg", json.dumps(cfg),
+           "--tokens", str(work / "data/tokens"), "--frames", str(work / "data/frames"),
+           "--init", str(work / "data/models/s2/model"), "--out", str(out)]
+    killed = run(cmd, work, check=False, env_extra={loop.FAULT_ENV: "7"})
+    assert killed.returncode == 17 and not (out / "model").exists()
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step0000005"
+    resumed = run(cmd, work)
+    assert "at step 5" in resumed.stdout + resumed.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 10
+    assert (out / "model" / "model.safetensors").is_file()
+    reloaded = AudioInteractionModel.from_pretrained(out / "model")
+    assert reloaded.config.vocab_size == json.loads((out / "model" / "config.json").read_text())["vocab_size"]
