@@ -312,3 +312,25 @@ def test_paper_backbone_loads_tiny_local_qwen_omni_checkpoint(tmp_path, monkeypa
     assert model.projector.weight.grad.abs().sum() > 0
     assert model.encoder.tower.layers[0].fc1.weight.grad.abs().sum() > 0
     assert model.lm.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_labelled_logits_only_gives_the_same_losses():
+    """The training speed-up (LM head only where a label is predicted) must not change the losses."""
+    torch.manual_seed(0)
+    config = AudioLMConfig(
+        encoder_config={"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64},
+        lm_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                   "num_key_value_heads": 2, "intermediate_size": 64},
+        vocab_size=40, audio_token_id=5, frame_dropout=0.0)
+    model = AudioInteractionModel(config).eval()
+    ids = torch.randint(6, 40, (2, 30))
+    ids[:, 3:13] = 5
+    labels = torch.full_like(ids, -100)
+    kind = torch.zeros_like(ids)
+    labels[:, 14], kind[:, 14] = ids[:, 14], layout.LABEL_STREAM
+    labels[:, 20:25], kind[:, 20:25] = ids[:, 20:25], layout.LABEL_LM
+    frames = [torch.randn(10, 32), torch.randn(10, 32)]
+    full = model(ids, audio_frames=frames, labels=labels, label_kind=kind, stream_weight=0.7)
+    fast = model(ids, audio_frames=frames, labels=labels, label_kind=kind, stream_weight=0.7, labelled_logits_only=True)
+    for key in ("loss", "loss_lm", "loss_stream"):
+        assert torch.allclose(full[key], fast[key], atol=1e-5), key

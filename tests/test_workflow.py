@@ -78,7 +78,7 @@ def test_changed_tokens_parameter_reruns_only_tokens(smoke_run, tmp_path):
     work, _ = smoke_run
     shutil.copy(work / "params.yaml", tmp_path / "params.yaml")
     try:
-        set_param(work, "tokens.shard_size", 7)
+        set_param(work, "tokens.vocab_size", 1900)  # a key the smoke overlay does not set
         out = run(["snakemake", "-n", "--cores", "2"], work).stdout
         assert "rule tokens" in out and "rule corpus" not in out
     finally:

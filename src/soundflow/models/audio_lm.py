@@ -184,7 +184,7 @@ class AudioInteractionModel(PreTrainedModel):
                 audio_frames: list[torch.Tensor] | torch.Tensor | None = None,
                 audio_frame_lengths: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, label_kind: torch.Tensor | None = None,
-                lm_weight: float = 1.0, stream_weight: float = 1.0) -> dict:
+                lm_weight: float = 1.0, stream_weight: float = 1.0, labelled_logits_only: bool = False) -> dict:
         """Teacher-forced pass. Audio comes as features (encoded here) or as precomputed `audio_frames`.
 
         labels: [B, L] token ids at labelled positions, IGNORE (-100) elsewhere; position t predicts t+1.
@@ -196,11 +196,29 @@ class AudioInteractionModel(PreTrainedModel):
         elif features is not None:
             frames, frame_lengths = self.encode_audio(features, feature_lengths)
         embeds = self.embed(input_ids, frames, frame_lengths)
+        if labelled_logits_only and labels is not None:
+            return self._labelled_losses(embeds, attention_mask, labels, label_kind, lm_weight, stream_weight)
         logits = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).logits
         out = {"logits": logits}
         if labels is not None:
             out.update(split_losses(logits, labels, label_kind))
             out["loss"] = lm_weight * out["loss_lm"] + stream_weight * out["loss_stream"]
+        return out
+
+    def _labelled_losses(self, embeds, attention_mask, labels, label_kind, lm_weight, stream_weight) -> dict:
+        """Training speed-up: the LM head and the loss only at positions that predict a label (most
+        positions of a stream are audio slots without one), with the same losses as the full pass."""
+        hidden = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)[0]
+        target = labels[:, 1:]
+        kind = label_kind[:, 1:] if label_kind is not None else torch.full_like(target, layout.LABEL_LM)
+        keep = target != IGNORE
+        logits = self.lm.get_output_embeddings()(hidden[:, :-1][keep])
+        token_loss = F.cross_entropy(logits.float(), target[keep], reduction="none")
+        out = {"logits": None}
+        for name, value in (("loss_lm", layout.LABEL_LM), ("loss_stream", layout.LABEL_STREAM)):
+            mask = kind[keep] == value
+            out[name] = (token_loss * mask).sum() / mask.sum().clamp(min=1)
+        out["loss"] = lm_weight * out["loss_lm"] + stream_weight * out["loss_stream"]
         return out
 
     # ----- streaming interface (runtime) ---------------------------------------------------------------

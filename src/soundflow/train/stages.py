@@ -150,7 +150,7 @@ def lm_batches(dataset: ShardDataset, frames: list[torch.Tensor], indices: np.nd
 def lm_loss(engine, batch: dict, stream_weight: float) -> dict:
     out = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                  audio_frames=batch["audio_frames"], labels=batch["labels"], label_kind=batch["label_kind"],
-                 stream_weight=stream_weight)
+                 stream_weight=stream_weight, labelled_logits_only=True)
     return {"loss": out["loss"], "loss_lm": out["loss_lm"], "loss_stream": out["loss_stream"],
             "tokens": int(batch["attention_mask"].sum())}
 
