@@ -80,3 +80,25 @@ def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
     reloaded = AudioInteractionModel.from_pretrained(out / "model")
     assert reloaded.config.vocab_size == json.loads((out / "model" / "config.json").read_text())["vocab_size"]
+
+
+def test_checkpoint_of_other_inputs_is_not_resumed(smoke_run, tmp_path):
+    """A stage rerun with a changed config starts from scratch instead of resuming a stale checkpoint."""
+    work, _ = smoke_run
+    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; c = config.load(profile='smoke'); "
+                                          "print(json.dumps({'model': c['model'], 'stage': {**c['train']['common'], **c['train']['s2']}}))"],
+                         work).stdout)
+    cfg["stage"].update(max_steps=6, minutes=5.0, checkpoint_every=3, eval_every_s=1000)
+    out = tmp_path / "s2"
+
+    def stage(c):
+        return run(["python", "-m", "soundflow.train", "stage", "--name", "s2", "--cfg", json.dumps(c),
+                    "--tokens", str(work / "data/tokens"), "--frames", str(work / "data/frames"),
+                    "--init", str(work / "data/models/s1/model"), "--out", str(out)], work)
+
+    stage(cfg)
+    cfg["stage"]["lr"] *= 2
+    second = stage(cfg)
+    log = second.stdout + second.stderr
+    assert "discarding" in log and "resumed" not in log
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 6

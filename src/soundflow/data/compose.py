@@ -114,7 +114,8 @@ def compose(plan: ItemPlan, clip_dir: Path, cfg: dict) -> Composed:
 
 
 def _noise(rng, n, speech_clips) -> np.ndarray:
-    kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS) - (0 if len(speech_clips) >= 2 else 1)))]
+    kinds = NOISE_KINDS if len(speech_clips) >= 2 else NOISE_KINDS[:-1]  # babble needs two talkers or more
+    kind = kinds[int(rng.integers(len(kinds)))]
     if kind == "babble":
         return mix.babble(speech_clips, n, rng)
     return events.colored_noise(kind, n, rng)

@@ -11,6 +11,7 @@ python -m soundflow.train report --cfg JSON --model data/models/s4/model --token
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -76,7 +77,7 @@ def run_stage(args) -> int:
         n_trainable = sum(p.numel() for p in params)
         run.log_metrics({"params_total": sum(p.numel() for p in model.parameters()), "params_trainable": n_trainable})
         progress = loop.train(model, params, batches, loss_fn, evaluate, stage_cfg, args.out, f"train_{args.name}",
-                              run.log_metrics)
+                              run.log_metrics, fingerprint=_fingerprint(args, cfg))
         _save_model(model, args.tokens, model_dir)
         metrics = {"stage": args.name, "steps": progress.step, "train_minutes": progress.train_s / 60,
                    "tokens_per_s": progress.tokens / max(progress.train_s, 1e-9), "params_trainable": n_trainable,
@@ -86,6 +87,16 @@ def run_stage(args) -> int:
     print(f"train {args.name}: {progress.step} steps in {progress.train_s / 60:.1f} min, "
           f"dev {metrics['final']}", file=sys.stderr)
     return 0
+
+
+def _fingerprint(args, cfg: dict) -> str:
+    """What a stage's result depends on: its config, its token data and the model it starts from."""
+    parts = [json.dumps(cfg, sort_keys=True), (args.tokens / "stats.json").read_text()]
+    for path in (args.init / "model.safetensors" if args.init else None, args.frames / "train.pt" if args.frames else None):
+        if path is not None:
+            st = path.stat()
+            parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
 
 def _save_model(model, tokens_dir: Path, model_dir: Path) -> None:

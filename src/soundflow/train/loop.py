@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,13 +54,15 @@ def train(
     out_dir: Path,
     job: str,
     log: Callable[[dict, int], None],
+    fingerprint: str,
 ) -> Progress:
     """Run one stage. `batches(epoch)` yields batches; `loss_fn(engine, batch)` returns a dict with
-    `loss` (and other scalars to log, plus `tokens`); `evaluate(model)` returns dev metrics."""
+    `loss` (and other scalars to log, plus `tokens`); `evaluate(model)` returns dev metrics.
+    `fingerprint` names the job's inputs: only a checkpoint of the same job is resumed."""
     torch.manual_seed(cfg["seed"])
     engine, optimizer = make_engine(model, params, cfg, job)
     ckpt_dir = out_dir / "checkpoints"
-    progress = _resume(engine, ckpt_dir)
+    progress = _resume(engine, ckpt_dir, fingerprint)
     budget_s = cfg["minutes"] * 60
     next_eval = (progress.train_s // cfg["eval_every_s"] + 1) * cfg["eval_every_s"]
     epoch = 0
@@ -120,10 +123,17 @@ def _checkpoint(engine, ckpt_dir: Path, progress: Progress) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(engine, ckpt_dir: Path) -> Progress:
+def _resume(engine, ckpt_dir: Path, fingerprint: str) -> Progress:
+    """Continue from the last checkpoint of this very job; a checkpoint of other inputs is discarded."""
+    stamp = ckpt_dir / "fingerprint"
+    if ckpt_dir.exists() and (not stamp.is_file() or stamp.read_text() != fingerprint):
+        print(f"discarding {ckpt_dir}: it belongs to other inputs (config, data or initial model)", file=sys.stderr)
+        shutil.rmtree(ckpt_dir)
     if not (ckpt_dir / "latest").is_file():
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint)
         return Progress()
     _, state = engine.load_checkpoint(str(ckpt_dir))
-    print(f"resumed from {ckpt_dir} at step {state['step']}", flush=True)
+    print(f"resumed from {ckpt_dir} at step {state['step']}", file=sys.stderr, flush=True)
     return Progress(step=state["step"], train_s=state["train_s"], tokens=state["tokens"],
                     history=json.loads(state["history"]))
