@@ -59,17 +59,23 @@ def test_deepspeed_config_for_cpu_and_gpu():
     assert gpu["bf16"]["enabled"] and "optimizer" not in gpu  # client AdamW: no fused-Adam JIT build
 
 
+def stage_cmd(work, name: str, init: str, out, **overrides) -> tuple[list[str], dict]:
+    """The CLI call of one smoke stage on the smoke DAG's tokens and frames, with config overrides."""
+    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; c = config.load(profile='smoke'); "
+                                          f"print(json.dumps({{'model': c['model'], 'stage': {{**c['train']['common'], **c['train']['{name}']}}}}))"],
+                         work).stdout)
+    cfg["stage"].update(overrides)
+    cmd = ["python", "-m", "soundflow.train", "stage", "--name", name, "--cfg", json.dumps(cfg),
+           "--tokens", str(work / "data/tokens"), "--frames", str(work / "data/frames"),
+           "--init", str(work / f"data/models/{init}/model"), "--out", str(out)]
+    return cmd, cfg
+
+
 def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
     """A stage killed after step 7 (checkpoints every 5) restarts from step 5 and finishes."""
     work, _ = smoke_run
-    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; c = config.load(profile='smoke'); "
-                                          "print(json.dumps({'model': c['model'], 'stage': {**c['train']['common'], **c['train']['s3']}}))"],
-                         work).stdout)
-    cfg["stage"].update(max_steps=10, minutes=5.0, checkpoint_every=5, eval_every_s=1000)
     out = tmp_path / "s3"
-    cmd = ["python", "-m", "soundflow.train", "stage", "--name", "s3", "--cfg", json.dumps(cfg),
-           "--tokens", str(work / "data/tokens"), "--frames", str(work / "data/frames"),
-           "--init", str(work / "data/models/s2/model"), "--out", str(out)]
+    cmd, _ = stage_cmd(work, "s3", "s2", out, max_steps=10, minutes=5.0, checkpoint_every=5, eval_every_s=1000)
     killed = run(cmd, work, check=False, env_extra={loop.FAULT_ENV: "7"})
     assert killed.returncode == 17 and not (out / "model").exists()
     assert (out / "checkpoints" / "latest").read_text().strip() == "step0000005"
@@ -85,20 +91,10 @@ def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
 def test_checkpoint_of_other_inputs_is_not_resumed(smoke_run, tmp_path):
     """A stage rerun with a changed config starts from scratch instead of resuming a stale checkpoint."""
     work, _ = smoke_run
-    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; c = config.load(profile='smoke'); "
-                                          "print(json.dumps({'model': c['model'], 'stage': {**c['train']['common'], **c['train']['s2']}}))"],
-                         work).stdout)
-    cfg["stage"].update(max_steps=6, minutes=5.0, checkpoint_every=3, eval_every_s=1000)
     out = tmp_path / "s2"
-
-    def stage(c):
-        return run(["python", "-m", "soundflow.train", "stage", "--name", "s2", "--cfg", json.dumps(c),
-                    "--tokens", str(work / "data/tokens"), "--frames", str(work / "data/frames"),
-                    "--init", str(work / "data/models/s1/model"), "--out", str(out)], work)
-
-    stage(cfg)
-    cfg["stage"]["lr"] *= 2
-    second = stage(cfg)
+    overrides = dict(max_steps=6, minutes=5.0, checkpoint_every=3, eval_every_s=1000)
+    run(stage_cmd(work, "s2", "s1", out, **overrides)[0], work)
+    second = run(stage_cmd(work, "s2", "s1", out, lr=0.01, **overrides)[0], work)
     log = second.stdout + second.stderr
     assert "discarding" in log and "resumed" not in log
     assert json.loads((out / "metrics.json").read_text())["steps"] == 6
