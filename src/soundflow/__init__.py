@@ -1,4 +1,2 @@
 """SoundFlow-mini: streaming audio-language model workflow (arXiv 2606.05121 at small scale)."""
-
-SAMPLE_RATE = 16000
-CHUNK_SECONDS = 0.4
+from soundflow.layout import CHUNK_SECONDS, SAMPLE_RATE  # noqa: F401  (one definition, in the token layout)
