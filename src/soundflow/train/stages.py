@@ -142,7 +142,7 @@ def lm_batches(dataset: ShardDataset, frames: list[torch.Tensor], indices: np.nd
     rng = np.random.default_rng(seed + epoch)
     for idx in token_batches(dataset.n_tokens[indices], max_tokens, rng):
         chosen = [int(indices[i]) for i in idx]
-        batch = collate([dataset[i] for i in chosen], pad_id)
+        batch = collate([dataset[i] for i in chosen], pad_id, with_features=False)
         batch["audio_frames"] = [frames[i].float() for i in chosen]
         yield batch
 
