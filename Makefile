@@ -1,4 +1,5 @@
-# SoundFlow-mini: `make reproduce` runs the whole default pipeline, `make test` runs the test suite.
+# SoundFlow-mini: `make reproduce` runs the whole default pipeline, `make test` runs the test suite,
+# `make gate` checks the pipeline's metrics against the quality floors.
 # Both install what is missing first (Debian packages, the pinned venv .venv): scripts/setup.sh.
 SHELL := /bin/bash
 VENV := .venv/bin
@@ -6,7 +7,7 @@ export DS_ACCELERATOR := cpu
 export HF_HUB_OFFLINE := 1
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup reproduce smoke test clean
+.PHONY: setup reproduce smoke test gate clean
 
 setup:
 	bash scripts/setup.sh
@@ -19,6 +20,9 @@ smoke: setup
 
 test: setup
 	$(VENV)/python -m pytest -q
+
+gate: setup  # the quality floors (workflow/floors.yaml) against reports/metrics/ of the last run
+	$(VENV)/python -m pytest -q -o addopts="" tests/gate
 
 
 clean:

@@ -11,6 +11,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/runtime.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:
@@ -19,6 +21,10 @@ rule all:
         rules.tokens.output,
         rules.train_report.output,
         "data/models/offline/model",
+        BUNDLE,
+        OFFLINE_BUNDLE,
+        expand("reports/metrics/{bench}.json", bench=BENCHES),
+        rules.bench_latency.output,
 
 
 onstart:

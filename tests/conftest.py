@@ -71,3 +71,65 @@ def smoke_run(tmp_path_factory):
     return work, proc
 
 
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A random (untrained) tiny model exported as a runtime bundle: the runtime and benchmark code paths
+    on real audio, with no training run. Its decisions are arbitrary but deterministic."""
+    import numpy as np
+    import torch
+    from transformers import LlamaConfig
+
+    from soundflow.features import Cmvn
+    from soundflow.models import AudioInteractionModel, AudioLMConfig, StreamingEncoderConfig
+    from soundflow.runtime import export_bundle
+    from soundflow.tokens.tokenizer import train_tokenizer
+
+    root = tmp_path_factory.mktemp("bundle")
+    tok = train_tokenizer(["transcribe what you hear", "a dog barked twice", "你好 世界", "the kettle is whistling"] * 20,
+                          vocab_size=300)
+    ids = tok.convert_tokens_to_ids
+    torch.manual_seed(0)
+    model = AudioInteractionModel(AudioLMConfig(
+        encoder_config=StreamingEncoderConfig(d_model=32, n_layers=2, n_heads=2, ff=64, frontend_channels=8,
+                                              dropout=0.0, positions="chunk"),
+        lm_config=LlamaConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
+                              vocab_size=len(tok), tie_word_embeddings=True),
+        audio_token_id=ids("<audio>"), frame_dropout=0.0))
+    model.eval()
+    model_dir = root / "model"
+    model.save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    cmvn = root / "cmvn.json"
+    Cmvn(np.full(80, 5.0), np.full(80, 3.0), 1).save(cmvn)
+    first = export_bundle(model_dir, cmvn, root / "first", max_context_chunks=8, keep_context_chunks=4,
+                          max_reply_tokens=6, default_instruction="transcribe what you hear")
+    # Steer <response> so that loud chunks tip towards it and quiet ones towards <silent>: the bundle then
+    # has both kinds of decisions on ordinary test audio (noise bursts between pauses).
+    hidden = {name: _last_hidden(first, level) for name, level in (("loud", 0.3), ("quiet", 0.003))}
+    mid, diff = (hidden["loud"] + hidden["quiet"]) / 2, hidden["loud"] - hidden["quiet"]
+    direction = diff - (diff @ mid) / (mid @ mid) * mid  # zero on the midpoint, + loud, - quiet
+    with torch.no_grad():
+        weight = model.lm.get_output_embeddings().weight
+        weight[ids("<response>")] = weight[ids("<silent>")] + 20.0 * direction / direction.norm()
+    model.save_pretrained(model_dir)
+    return export_bundle(model_dir, cmvn, root / "bundle", max_context_chunks=8, keep_context_chunks=4,
+                         max_reply_tokens=6, default_instruction="transcribe what you hear")
+
+
+def _last_hidden(bundle_dir: Path, level: float):
+    """The LM's final hidden state after two chunks of noise at `level` (RMS), in a fresh session."""
+    import numpy as np
+    import torch
+
+    from soundflow.runtime import StreamingSession, load_bundle
+
+    session = StreamingSession(load_bundle(bundle_dir))
+    for _ in range(2):
+        chunk = np.random.default_rng(1).normal(0, level, session.settings.chunk_samples).astype(np.float32)
+        embeds = session.encoder(chunk)
+    decoder = session.decoder
+    with torch.no_grad():
+        out = decoder.model.lm.get_decoder()(inputs_embeds=torch.cat([decoder.prefix_embeds, embeds], dim=1))[0]
+    return out[0, -1]

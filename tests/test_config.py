@@ -51,7 +51,7 @@ def test_unknown_profile():
 
 def test_every_schema_key_has_description_and_default():
     schema = yaml.safe_load(config.SCHEMA.read_text())
-    for section in ("data", "tokens"):
+    for section in ("data", "tokens", "runtime", "bench"):
         for key, spec in schema["properties"][section]["properties"].items():
             assert "description" in spec, key
             assert "default" in spec, key

@@ -223,22 +223,36 @@ def test_cached_streaming_decode_matches_full_forward(memorised):
     assert torch.allclose(torch.cat(logits), full, atol=1e-4)
 
 
-def test_streaming_greedy_session_reproduces_memorised_streams(memorised):
+def word_tokenizer():
+    """A word-level tokenizer over TOKENS, so the runtime's decoder runs on the memorised model."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    inner = Tokenizer(models.WordLevel(ID, unk_token=layout.PAD))
+    inner.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=inner)
+
+
+def test_chunk_decoder_reproduces_memorised_streams(memorised):
+    from soundflow.runtime.decoder import ChunkDecoder, chunk_embeddings
+
     model, replies, features, _ = memorised
-    stops = {ID[layout.SILENT], ID[layout.EOS]}
-    chunk_tokens = [ID[layout.AUDIO_BEGIN]] + [ID[layout.AUDIO]] * layout.FRAMES_PER_CHUNK + [ID[layout.CHUNK_END]]
+    tok = word_tokenizer()
     for i, reply in enumerate(replies):
-        cache, state = model.new_cache(), model.init_encoder_state()
-        model.prefill(model.embed_chunk(stream_sample([])[0]), cache)
-        emitted = []
+        decoder = ChunkDecoder(model, tok, stream_sample([])[0], max_reply_tokens=8)
+        state = model.init_encoder_state()
+        emitted, texts = [], []
         for c in range(2):
             frames, state = model.encode_chunk(features[i:i + 1, c * CHUNK:(c + 1) * CHUNK], state)
-            next_logits = model.prefill(model.embed_chunk(chunk_tokens, frames), cache)[0, -1]
-            tokens, _ = model.generate_greedy(next_logits, cache, stops, max_new_tokens=8)
-            emitted.append([TOKENS[t] for t in tokens])
+            decision = decoder.step(chunk_embeddings(model, decoder.ids, frames))
+            emitted.append([TOKENS[t] for t in decision.tokens])
+            texts.append(decision.text)
         expected = [[layout.SILENT] if r is None else
                     [layout.RESPONSE, layout.emotion_token("normal"), *r, layout.EOS] for r in reply]
         assert emitted == expected
+        assert texts == ["" if r is None else " ".join(r) for r in reply]
+        # every token but the pending last one is in the cache: prefix + 2 x (chunk + decision)
+        assert decoder.cache_tokens() == 2 + sum(12 + len(e) for e in emitted) - 1
 
 
 # ----- paper backbone -----------------------------------------------------------------------------------

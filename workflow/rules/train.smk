@@ -1,7 +1,8 @@
 # Staged training (DESIGN section 7). s0 trains the encoder with CTC; its frames are cached once
 # (rule encode_frames) and s1..s4 and the offline baseline train on them. Every job is one DeepSpeed
 # process (CPU + gloo here); resumable from data/models/<stage>/checkpoints.
-TRAIN_CODE = src_files("train", "models", "tokens", "runtime") + ["src/soundflow/layout.py"]
+TRAIN_CODE = src_files("train", "models", "tokens") + ["src/soundflow/layout.py", "src/soundflow/features.py"]
+REPORT_CODE = TRAIN_CODE + ["src/soundflow/runtime/decoder.py"]  # the dev report decodes with the runtime's decoder
 NEXT = {"s1": "s0", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "s0"}
 
 
@@ -65,7 +66,7 @@ rule train_report:
         stages=expand("data/models/{stage}/metrics.json", stage=["s0", "s1", "s2", "s3", "s4"]),
         tokens=rules.tokens.output,
         frames=rules.encode_frames.output,
-        code=TRAIN_CODE,
+        code=REPORT_CODE,
     output:
         report("reports/metrics/train.json", caption="../report/train.rst", category="Training"),
     params:

@@ -243,21 +243,6 @@ class AudioInteractionModel(PreTrainedModel):
         """Append embeddings to the KV cache (in place) and return their logits [1, n, V]."""
         return self.lm(inputs_embeds=inputs_embeds, cache=cache, use_cache=True).logits
 
-    @torch.no_grad()
-    def generate_greedy(self, next_logits: torch.Tensor, cache: DynamicCache, stop_ids, max_new_tokens: int = 64):
-        """Greedy tokens starting from `next_logits` [V]; every token (the stop token included) enters the cache.
-
-        Returns (tokens, logits after the last token). Stops after a token in `stop_ids` or max_new_tokens.
-        """
-        tokens = []
-        for _ in range(max_new_tokens):
-            token = int(next_logits.argmax())
-            tokens.append(token)
-            next_logits = self.prefill(self.embed_chunk([token]), cache)[0, -1]
-            if token in stop_ids:
-                break
-        return tokens, next_logits
-
 
 AutoConfig.register(AudioLMConfig.model_type, AudioLMConfig, exist_ok=True)
 AutoModel.register(AudioLMConfig, AudioInteractionModel, exist_ok=True)

@@ -83,8 +83,8 @@ def feature_map(workers: int) -> Iterator[Callable[[list[Path]], Iterator[torch.
 
 def record(sample: samples.Sample, row: dict, feats: torch.Tensor) -> dict:
     """What a shard stores per sample: compact tensors plus the item's identity."""
-    frames = slice(sample.chunk_start * features.FRAMES_PER_CHUNK,
-                   (sample.chunk_start + sample.n_chunks) * features.FRAMES_PER_CHUNK)
+    frames = slice(sample.chunk_start * features.FEATURE_FRAMES_PER_CHUNK,
+                   (sample.chunk_start + sample.n_chunks) * features.FEATURE_FRAMES_PER_CHUNK)
     return {
         "input_ids": torch.tensor(sample.input_ids, dtype=torch.int32),
         "labels": torch.tensor(sample.labels, dtype=torch.int32),
@@ -133,7 +133,7 @@ def _write_split(frame: pl.DataFrame, feats: list[torch.Tensor], tok, cmvn: feat
     writer = ShardWriter(folder, cfg["shard_size"])
     speech = []
     for row, raw in zip(frame.iter_rows(named=True), feats):
-        if raw.shape[0] != samples.n_chunks(row) * features.FRAMES_PER_CHUNK:
+        if raw.shape[0] != samples.n_chunks(row) * features.FEATURE_FRAMES_PER_CHUNK:
             raise TokensError(f"{row['audio']}: audio length does not match duration_s {row['duration_s']}")
         normed = cmvn.apply(raw)
         for sample in samples.build_samples(row, tok, cfg["max_chunks"]):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from soundflow import layout
 from soundflow.models import AudioInteractionModel
-from soundflow.runtime.greedy import TokenIds, decode_stream
+from soundflow.runtime.decoder import TokenIds, decode_stream
 from soundflow.tokens.dataset import ShardDataset
 from soundflow.tokens.decode import parse_stream
 from soundflow.tokens.tokenizer import load as load_tokenizer
@@ -41,7 +41,7 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
         prefix = ids_list[: ids_list.index(ids.audio_begin)]
         chunk_frames = frames[i].float().view(rec["n_chunks"], layout.FRAMES_PER_CHUNK, -1)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
-            hyp = decode_stream(model, tok, ids, prefix, chunk_frames)
+            hyp = decode_stream(model, tok, prefix, chunk_frames)
         ref = parse_stream(ids_list, tok)
         for h, r in zip(hyp, ref):
             hits[r["action"]][0] += h["action"] == r["action"]

@@ -1,0 +1,1 @@
+"""Benchmarks of DESIGN section 8: data, scoring, baselines and peers."""

@@ -1,0 +1,202 @@
+"""Benchmark 8: inference latency of the streaming runtime, sync vs FIFO scheduler, on the test streams.
+
+Measured from the events' clocks (runtime/session.py), all in one run on the same machine:
+- first_chunk_ms: a chunk's audio fully arrived -> its decision available (mean over chunks; p95 beside it);
+- resume_ms: a reply finished -> the listener decides on live audio again: the decision on the newest
+  chunk that had arrived by the end of the reply (or on the next chunk, if none was waiting), counted
+  from when both the reply was done and that chunk was there (mean over replies);
+- stall_rate: share of chunks decided after the next chunk had arrived (the listener fell behind);
+- rtf: processing wall time / audio time, fed as fast as possible.
+Latencies come from feeding at wall-clock rate (a live microphone), and again `stress_speed` times faster
+than real time: the tiny model writes a reply in tens of ms, well inside one 400 ms chunk, so at real
+time no backlog ever forms; the stress run stands in for a model whose replies outlast chunks (the
+paper's 3B model), the regime the FIFO scheduler is for. rtf comes from as-fast-as-possible (lockstep)
+runs, which must give identical decisions for both schedulers. A chunk-size sweep measures runtime cost per
+chunk length (the model is trained on 0.4 s; other lengths only measure cost), and one long stream
+measures memory under the context policy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from soundflow import SAMPLE_RATE
+from soundflow.audio import atomic_path, read_audio
+from soundflow.bench.streams import BenchContext, load_manifest, load_rows
+from soundflow.runtime import Event, StreamingSession, load_bundle, run_stream
+
+
+def load_test_streams(corpus: Path, manifest: Path | None = None, limit_s: float | None = None,
+                      limit_n: int | None = None) -> list[dict]:
+    """Online test streams (or an external manifest's items, in its order), those with the most reference
+    replies first (latency needs replies), as {id, audio (array), instruction, lang}."""
+    if manifest is not None:
+        rows = load_manifest(manifest)
+    else:
+        rows = load_rows(corpus, ("",))
+        rows.sort(key=lambda r: (-sum(t["action"] == "respond" for t in r["timeline"]), r["id"]))
+    out, total = [], 0.0
+    for row in rows:
+        if (limit_s is not None and total >= limit_s) or (limit_n is not None and len(out) >= limit_n):
+            break
+        audio = read_audio(row["audio"])
+        out.append({"id": row["id"], "audio": audio, "instruction": row["instruction"], "lang": row["lang"]})
+        total += audio.size / SAMPLE_RATE
+    return out
+
+
+def latency_stats(events: list[Event], chunk_interval_s: float) -> dict:
+    """Latency figures of one stream's events (sorted by chunk); chunk_interval_s = wall time between chunks."""
+    decide = np.array([e.decided - e.arrived for e in events])
+    stalls = np.array([e.decided > e.arrived + chunk_interval_s for e in events])
+    resume = []
+    for k, e in enumerate(events[:-1]):
+        if e.action != "respond":
+            continue
+        waiting = [n for n in events[k + 1:] if n.arrived <= e.finished]
+        live = waiting[-1] if waiting else events[k + 1]
+        resume.append(live.decided - max(e.finished, live.arrived))
+    return {"decide_s": decide.tolist(), "stalls": int(stalls.sum()), "chunks": len(events), "resume_s": resume}
+
+
+def summarize(per_stream: list[dict]) -> dict:
+    decide = np.concatenate([s["decide_s"] for s in per_stream]) * 1000
+    resume = np.array([r for s in per_stream for r in s["resume_s"]]) * 1000
+    chunks = sum(s["chunks"] for s in per_stream)
+    return {
+        "first_chunk_ms": float(decide.mean()),
+        "first_chunk_p95_ms": float(np.percentile(decide, 95)),
+        "resume_ms": float(resume.mean()) if resume.size else None,
+        "resume_p95_ms": float(np.percentile(resume, 95)) if resume.size else None,
+        "replies": int(resume.size),
+        "stall_rate": sum(s["stalls"] for s in per_stream) / chunks,
+        "chunks": chunks,
+    }
+
+
+def realtime_run(bundle, streams: list[dict], scheduler: str, speed: float = 1.0) -> dict:
+    per_stream = []
+    for s in tqdm(streams, desc=f"{speed:g}x real time, {scheduler}", unit="stream"):
+        events = run_stream(bundle, s["audio"], s["instruction"], s["lang"], scheduler, realtime=True, speed=speed)
+        per_stream.append(latency_stats(events, bundle.settings.chunk_seconds / speed))
+    return summarize(per_stream)
+
+
+def fast_run(bundle, streams: list[dict], scheduler: str) -> tuple[float, list[list[tuple]]]:
+    """(rtf, decisions per stream) fed as fast as possible."""
+    audio_s, wall, decisions = 0.0, 0.0, []
+    for s in tqdm(streams, desc=f"fast, {scheduler}", unit="stream"):
+        start = time.perf_counter()
+        events = run_stream(bundle, s["audio"], s["instruction"], s["lang"], scheduler)
+        wall += time.perf_counter() - start
+        audio_s += s["audio"].size / bundle.settings.sample_rate
+        decisions.append([(e.action, e.text) for e in events])
+    return wall / audio_s, decisions
+
+
+def chunk_sweep(bundle_dir: Path, streams: list[dict], sizes: list[float], seconds: float) -> list[dict]:
+    """Runtime cost per chunk length, sync, as fast as possible, on the first `seconds` of audio."""
+    audio = np.concatenate([s["audio"] for s in streams])
+    out = []
+    for size in sizes:
+        bundle = load_bundle(bundle_dir, chunk_seconds=size)
+        clip = audio[: int(seconds * bundle.settings.sample_rate)]
+        start = time.perf_counter()
+        events = run_stream(bundle, clip, streams[0]["instruction"], streams[0]["lang"], "sync")
+        wall = time.perf_counter() - start
+        out.append({"chunk_s": size, "chunks": len(events), "ms_per_chunk": 1000 * wall / len(events),
+                    "rtf": wall / (clip.size / bundle.settings.sample_rate)})
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def long_stream(bundle, streams: list[dict], minutes: float, probes: int = 10) -> dict:
+    """One stream of `minutes` (the test streams end to end, repeated), fed as fast as possible, with
+    the resident memory and the LM cache length probed along the way."""
+    sr = bundle.settings.sample_rate
+    audio = np.concatenate([s["audio"] for s in streams])
+    total = int(minutes * 60 * sr)
+    session = StreamingSession(bundle, streams[0]["instruction"], streams[0]["lang"], "sync")
+    block = bundle.settings.chunk_samples * 25  # 10 s
+    probe_every = max(block, total // probes // block * block)
+    rows, max_cache, start = [], 0, time.perf_counter()
+    for begin in tqdm(range(0, total, block), desc=f"long stream {minutes:g} min", unit="10s"):
+        idx = np.arange(begin, min(begin + block, total)) % audio.size
+        session.feed(audio[idx])
+        max_cache = max(max_cache, session.decoder.cache_tokens())
+        if begin % probe_every == 0:
+            rows.append({"stream_min": begin / sr / 60, "rss_mb": rss_mb(), "cache_tokens": session.decoder.cache_tokens()})
+    session.close()
+    rows.append({"stream_min": total / sr / 60, "rss_mb": rss_mb(), "cache_tokens": session.decoder.cache_tokens()})
+    settled = [r["rss_mb"] for r in rows if r["stream_min"] >= minutes * 0.1] or [rows[-1]["rss_mb"]]
+    return {"minutes": minutes, "chunks": session.chunks_fed, "rtf": (time.perf_counter() - start) / (total / sr),
+            "max_cache_tokens": max_cache, "context_rebuilds": session.decoder.rebuilds,
+            "rss_mb_first": rows[0]["rss_mb"], "rss_mb_last": rows[-1]["rss_mb"],
+            "rss_mb_growth_after_10pct": max(settled) - min(settled), "probes": rows}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    keys = ["first_chunk_ms", "resume_ms"]
+    x = np.arange(len(keys))
+    for i, name in enumerate(("sync", "fifo")):
+        ax1.bar(x + (i - 0.5) * 0.38, [result[name][k] or 0 for k in keys], 0.38, label=name)
+    ax1.set_xticks(x, ["chunk -> decision", "reply end -> next decision"])
+    ax1.set_ylabel("ms (mean, wall-clock feeding)")
+    ax1.set_title("Latency, sync vs FIFO")
+    ax1.legend()
+    sweep = result["chunk_sweep"]
+    ax2.plot([r["chunk_s"] for r in sweep], [r["ms_per_chunk"] for r in sweep], "o-", label="ms per chunk")
+    ax2.set_xlabel("chunk length (s)")
+    ax2.set_ylabel("ms per chunk")
+    ax3 = ax2.twinx()
+    ax3.plot([r["chunk_s"] for r in sweep], [r["rtf"] for r in sweep], "s--", color="C1", label="RTF")
+    ax3.set_ylabel("real-time factor")
+    ax2.set_title("Runtime cost per chunk length (sync)")
+    fig.tight_layout()
+    tmp = atomic_path(path)
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def run(ctx: BenchContext) -> dict:
+    """ctx.cfg = params.yaml bench.latency. One thread for torch ops: the FIFO scheduler's two threads then
+    use the two cores, and for single-stream inference one thread is also the faster setting here."""
+    torch.set_num_threads(1)
+    cfg = ctx.cfg
+    bundle = load_bundle(ctx.bundle)
+    realtime = load_test_streams(ctx.corpus, ctx.manifest, limit_s=cfg["realtime_s"])
+    fast = load_test_streams(ctx.corpus, ctx.manifest, limit_n=cfg["fast_streams"])
+    result = {"stress": {"speed": cfg["stress_speed"]}}
+    for scheduler in ("sync", "fifo"):
+        result[scheduler] = realtime_run(bundle, realtime, scheduler)
+        result["stress"][scheduler] = realtime_run(bundle, realtime, scheduler, cfg["stress_speed"])
+    decisions = {}
+    for scheduler in ("sync", "fifo"):
+        result[scheduler]["rtf"], decisions[scheduler] = fast_run(bundle, fast, scheduler)
+    pairs = [(a, b) for sa, sb in zip(decisions["sync"], decisions["fifo"]) for a, b in zip(sa, sb)]
+    result["schedulers_agree"] = sum(a == b for a, b in pairs) / len(pairs)
+    for where in (result, result["stress"]):
+        if where["sync"]["resume_ms"] and where["fifo"]["resume_ms"]:
+            where["resume_speedup_fifo"] = where["sync"]["resume_ms"] / where["fifo"]["resume_ms"]
+    result["chunk_sweep"] = chunk_sweep(ctx.bundle, fast, cfg["chunk_sweep"], cfg["sweep_s"])
+    result["long_stream"] = long_stream(bundle, fast, cfg["long_stream_min"])
+    result["setup"] = {"realtime_streams": len(realtime), "realtime_audio_s": sum(s["audio"].size for s in realtime) / bundle.settings.sample_rate,
+                       "fast_streams": len(fast), "torch_threads": 1, "cpu_count": os.cpu_count()}
+    return result

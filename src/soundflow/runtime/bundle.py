@@ -1,0 +1,123 @@
+"""The exported bundle: everything the runtime needs, in one folder, loadable with no training code.
+
+data/export/<name>/
+    config.json, model.safetensors        the AudioInteractionModel (save_pretrained)
+    tokenizer.json, tokenizer_config.json  the BPE tokenizer with the layout's special tokens
+    streaming.json                         sample rate, chunk length, frames per chunk, feature recipe
+                                           with the train CMVN, special-token ids, context policy
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerFast
+
+from soundflow import layout
+from soundflow.features import Cmvn
+from soundflow.models import AudioInteractionModel
+
+STREAMING_FILE = "streaming.json"
+FORMAT_VERSION = 1
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    sample_rate: int
+    chunk_seconds: float
+    frames_per_chunk: int  # encoder frames (40 ms) per chunk = <audio> slots per chunk
+    n_mels: int
+    max_context_chunks: int  # the LM cache holds at most this many chunks ...
+    keep_context_chunks: int  # ... then restarts from the prefix and the last `keep` chunks
+    max_reply_tokens: int
+    default_instruction: str
+    default_lang: str
+
+    @property
+    def chunk_samples(self) -> int:
+        return round(self.sample_rate * self.chunk_seconds)
+
+    def check(self, source: str | Path) -> None:
+        if not 0 < self.keep_context_chunks < self.max_context_chunks:
+            raise ValueError(f"{source}: need 0 < keep_context_chunks < max_context_chunks, got "
+                             f"{self.keep_context_chunks} and {self.max_context_chunks}")
+        if self.sample_rate != layout.SAMPLE_RATE or self.n_mels != layout.N_MELS:
+            raise ValueError(f"{source}: this runtime computes {layout.N_MELS}-bin features at "
+                             f"{layout.SAMPLE_RATE} Hz, the bundle wants {self.n_mels} at {self.sample_rate}")
+
+
+@dataclass
+class Bundle:
+    path: Path
+    model: AudioInteractionModel
+    tokenizer: PreTrainedTokenizerFast
+    settings: StreamingSettings
+    cmvn: Cmvn
+
+
+def export_bundle(model_dir: Path, cmvn_path: Path, out_dir: Path, *, max_context_chunks: int,
+                  keep_context_chunks: int, max_reply_tokens: int, default_instruction: str,
+                  default_lang: str = "en") -> Path:
+    """Copy a trained model folder into a bundle with its streaming.json; written to a temp folder, renamed."""
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    missing = [f for f in MODEL_FILES if not (model_dir / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"model folder {model_dir} lacks {', '.join(missing)}")
+    settings = StreamingSettings(
+        sample_rate=layout.SAMPLE_RATE, chunk_seconds=layout.CHUNK_SECONDS, frames_per_chunk=layout.FRAMES_PER_CHUNK,
+        n_mels=layout.N_MELS, max_context_chunks=max_context_chunks, keep_context_chunks=keep_context_chunks,
+        max_reply_tokens=max_reply_tokens, default_instruction=default_instruction, default_lang=default_lang)
+    settings.check(out_dir / STREAMING_FILE)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in MODEL_FILES:
+        shutil.copy2(model_dir / name, tmp / name)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tmp))
+    streaming = {
+        "format_version": FORMAT_VERSION,
+        **asdict(settings),
+        "chunk_samples": settings.chunk_samples,
+        "features": {"kind": "kaldi_fbank", "frame_length_ms": 25, "frame_shift_ms": layout.FEATURE_HOP_MS,
+                     "per_chunk": True, "cmvn": Cmvn.load(cmvn_path).to_dict()},
+        "special_token_ids": {t: tokenizer.convert_tokens_to_ids(t) for t in layout.SPECIAL_TOKENS},
+    }
+    (tmp / STREAMING_FILE).write_text(json.dumps(streaming, indent=1, ensure_ascii=False) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def load_bundle(path: str | Path, chunk_seconds: float | None = None) -> Bundle:
+    """Load a bundle for inference. `chunk_seconds` overrides the trained chunk length (runtime-cost
+    sweeps only: the model was trained on the bundle's own chunk length)."""
+    path = Path(path)
+    spec_file = path / STREAMING_FILE
+    if not spec_file.is_file():
+        raise FileNotFoundError(f"not a SoundFlow bundle (no {STREAMING_FILE}): {path}")
+    spec = json.loads(spec_file.read_text())
+    if spec.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{spec_file}: format_version {spec.get('format_version')}, this runtime reads {FORMAT_VERSION}")
+    fields = StreamingSettings.__dataclass_fields__
+    try:
+        settings = StreamingSettings(**{k: spec[k] for k in fields})
+        cmvn = Cmvn.from_dict(spec["features"]["cmvn"], spec_file)
+    except KeyError as err:
+        raise ValueError(f"{spec_file}: missing key {err}") from None
+    settings.check(spec_file)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    wrong = {t: i for t, i in spec["special_token_ids"].items() if tokenizer.convert_tokens_to_ids(t) != i}
+    if wrong:
+        raise ValueError(f"{spec_file}: special-token ids disagree with the bundle's tokenizer: {wrong}")
+    model = AudioInteractionModel.from_pretrained(str(path)).eval()
+    if chunk_seconds is not None and chunk_seconds != settings.chunk_seconds:
+        frames = round(chunk_seconds / settings.chunk_seconds * settings.frames_per_chunk)
+        if frames < 1 or abs(frames * settings.chunk_seconds / settings.frames_per_chunk - chunk_seconds) > 1e-9:
+            raise ValueError(f"chunk_seconds {chunk_seconds} is not a whole number of 40 ms encoder frames")
+        model.encoder.config.frames_per_chunk = frames
+        settings = StreamingSettings(**{**asdict(settings), "chunk_seconds": chunk_seconds, "frames_per_chunk": frames})
+    return Bundle(path, model, tokenizer, settings, cmvn)

@@ -1,0 +1,239 @@
+"""Streaming runtime (issue 4): bundle, parity with the training-side model, schedulers, context policy, CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from soundflow import layout
+from soundflow.features import stream_fbank
+from soundflow.models import AudioInteractionModel
+from soundflow.runtime import StreamingSession, load_bundle, run_stream
+from soundflow.runtime.bundle import STREAMING_FILE
+
+RNG = np.random.default_rng(7)
+CHUNK = 6400
+
+
+def bursts(levels, chunks_each=2, seed=0):
+    """Noise at each RMS level for `chunks_each` chunks: loud parts tip the tiny bundle towards <response>."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(0, lvl, CHUNK * chunks_each) for lvl in levels]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle):
+    return load_bundle(tiny_bundle)
+
+
+def test_bundle_holds_weights_configs_tokenizer_and_streaming_settings(tiny_bundle, bundle):
+    names = {p.name for p in tiny_bundle.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", STREAMING_FILE} <= names
+    spec = json.loads((tiny_bundle / STREAMING_FILE).read_text())
+    assert spec["sample_rate"] == 16000 and spec["chunk_seconds"] == 0.4 and spec["frames_per_chunk"] == 10
+    assert spec["chunk_samples"] == CHUNK and len(spec["features"]["cmvn"]["mean"]) == layout.N_MELS
+    assert [spec["special_token_ids"][t] for t in layout.SPECIAL_TOKENS] == list(range(len(layout.SPECIAL_TOKENS)))
+    assert bundle.settings.max_context_chunks == 8 and bundle.settings.keep_context_chunks == 4
+
+
+def test_runtime_loads_the_bundle_without_training_code(tiny_bundle):
+    code = (
+        "import sys, numpy as np\n"
+        "from soundflow.runtime import load_bundle, run_stream\n"
+        f"b = load_bundle({str(tiny_bundle)!r})\n"
+        "events = run_stream(b, np.zeros(16000, dtype=np.float32))\n"
+        "loaded = [m for m in ('soundflow.train', 'soundflow.tokens', 'soundflow.data', 'deepspeed') if m in sys.modules]\n"
+        "print(len(events), loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "3 []"
+
+
+def test_bundle_errors_name_the_folder_and_key(tmp_path, tiny_bundle):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load_bundle(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    spec = json.loads((tiny_bundle / STREAMING_FILE).read_text())
+    del spec["max_reply_tokens"]
+    (broken / STREAMING_FILE).write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="streaming.json: missing key 'max_reply_tokens'"):
+        load_bundle(broken)
+
+
+def test_parity_with_the_training_side_model(tiny_bundle, bundle):
+    """Every token the runtime chose (decisions and replies) is the argmax of the training forward pass
+    (features from the tokens-stage recipe, whole-stream chunk-masked encoder, one teacher-forced pass
+    over the runtime's own token sequence)."""
+    audio = bursts([0.003, 0.3, 0.002, 0.25], chunks_each=1, seed=3)
+    session = StreamingSession(bundle, "transcribe what you hear", "en")
+    events = session.feed(audio) + session.close()
+    decisions = [tokens for _, tokens in session.decoder.history]
+    assert len(decisions) == len(events) == 4 and session.decoder.rebuilds == 0
+    assert {e.action for e in events} == {"silent", "respond"}
+
+    tok = bundle.tokenizer
+    ids = tok.convert_tokens_to_ids
+    sequence = ids([layout.ONLINE, layout.lang_token("en"), layout.INSTR])
+    sequence += tok("transcribe what you hear", add_special_tokens=False)["input_ids"]
+    targets = []  # (position predicting it, token, candidates: the decision is <silent> vs <response>)
+    decide = [ids(layout.SILENT), ids(layout.RESPONSE)]
+    for decision in decisions:
+        sequence += [ids(layout.AUDIO_BEGIN)] + [ids(layout.AUDIO)] * 10 + [ids(layout.CHUNK_END)]
+        forced_eos = len(decision) == 1 + bundle.settings.max_reply_tokens + 1  # a reply cut at the limit
+        for i, token in enumerate(decision):
+            if not (forced_eos and i == len(decision) - 1):
+                targets.append((len(sequence) - 1, token, decide if i == 0 else None))
+            sequence.append(token)
+    model = AudioInteractionModel.from_pretrained(tiny_bundle).eval()
+    feats = bundle.cmvn.apply(stream_fbank(audio)).unsqueeze(0)
+    with torch.no_grad():
+        logits = model(torch.tensor([sequence]), features=feats)["logits"][0]
+    chosen = [int(logits[pos].argmax()) if cands is None else cands[int(logits[pos, cands].argmax())]
+              for pos, _, cands in targets]
+    assert chosen == [token for _, token, _ in targets]
+    assert len(targets) > len(decisions), "replies were checked too"
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "fifo"])
+def test_no_audio_is_dropped_whatever_the_piece_sizes(bundle, scheduler):
+    audio = bursts([0.01, 0.3, 0.01, 0.2, 0.01], chunks_each=3)
+    session = StreamingSession(bundle, scheduler=scheduler)
+    events, begin = [], 0
+    while begin < audio.size:
+        size = int(RNG.integers(1, 9000))
+        events += session.feed(audio[begin:begin + size])
+        begin += size
+    events += session.close()
+    assert [e.chunk for e in sorted(events, key=lambda e: e.chunk)] == list(range(15))
+    assert session.chunks_fed == 15 and len(events) == 15
+
+
+def test_a_partial_last_chunk_is_padded_not_dropped(bundle):
+    events = run_stream(bundle, bursts([0.1], chunks_each=2)[: CHUNK + 100])
+    assert [e.chunk for e in events] == [0, 1]
+    assert events[-1].time_s == pytest.approx(0.8)
+
+
+def test_both_schedulers_decide_alike_when_fed_as_fast_as_possible(bundle):
+    audio = bursts([0.002, 0.3, 0.003, 0.25, 0.002, 0.2], chunks_each=2, seed=5)
+    sync = [e.public() for e in run_stream(bundle, audio, scheduler="sync")]
+    fifo = [e.public() for e in run_stream(bundle, audio, scheduler="fifo")]
+    assert sync == fifo
+    assert {e["action"] for e in sync} == {"silent", "respond"}
+
+
+def test_fifo_drains_a_backlog_into_the_cache_in_one_call(bundle):
+    """Chunks that queue up while the decoder is busy all enter the cache; the model decides on the newest."""
+    session = StreamingSession(bundle, scheduler="fifo")
+    calls = []
+    original = session.decoder.model.prefill
+
+    def slow_prefill(embeds, cache):
+        calls.append(embeds.shape[1])
+        if len(calls) == 2:
+            import time
+            time.sleep(0.5)  # the encoder keeps going meanwhile
+        return original(embeds, cache)
+
+    session.decoder.model.prefill = slow_prefill
+    try:
+        session.feed(bursts([0.003], chunks_each=1))
+        session.wait()
+        events = session.feed(bursts([0.003], chunks_each=6, seed=1)) + session.close()
+    finally:
+        session.decoder.model.prefill = original
+    events = sorted(events, key=lambda e: e.chunk)
+    assert [e.chunk for e in events] == list(range(1, 7))
+    assert any(e.drained for e in events), "the backlog behind the slow call is drained"
+    assert max(calls) >= 2 * 12, "one LM call took several chunks"
+    held = len(session.decoder.history)
+    assert held == 7  # every chunk is in the context
+
+
+def test_long_stream_memory_is_bounded_by_the_context_policy(bundle):
+    """A shortened 'endless' stream (250 chunks, window 8, keep 4): the KV cache and the kept history stay
+    under fixed bounds, and resident memory does not grow with the stream."""
+    s = bundle.settings
+    session = StreamingSession(bundle)
+    bound = len(session.decoder.prefix_embeds[0]) + s.max_context_chunks * (12 + 1 + s.max_reply_tokens + 1)
+    audio = bursts([0.002, 0.3, 0.01, 0.2, 0.003], chunks_each=1, seed=9)
+    sizes, rss = [], []
+    for i in range(50):
+        session.feed(audio)
+        sizes.append(session.decoder.cache_tokens())
+        if i in (10, 49):
+            with open("/proc/self/statm") as f:
+                rss.append(int(f.read().split()[1]) * 4096 / 2**20)
+    session.close()
+    assert session.chunks_fed == 250
+    assert max(sizes) <= bound
+    assert len(session.decoder.history) == s.max_context_chunks
+    assert session.decoder.rebuilds >= 250 // s.max_context_chunks
+    assert rss[1] - rss[0] < 20, f"resident memory grew {rss[1] - rss[0]:.1f} MB over 200 chunks"
+
+
+def test_bundle_registers_in_the_mlflow_model_registry(tmp_path, tiny_bundle, monkeypatch):
+    import mlflow
+
+    from soundflow.runtime.registry import register_bundle
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+    version = register_bundle(tiny_bundle, "soundflow-test", "current", run_id)
+    assert version == "1"
+    wav = tmp_path / "a.wav"
+    sf.write(wav, bursts([0.01, 0.3], chunks_each=1), 16000)
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model("models:/soundflow-test@current")
+    out = model.predict(pd.DataFrame({"audio": [str(wav)]}))
+    assert [e["chunk"] for e in out[0]] == [0, 1]
+
+
+# ----- CLI ---------------------------------------------------------------------------------------------
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "soundflow.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_listen_reads_any_format_rate_and_channels(tmp_path, tiny_bundle):
+    mono16 = bursts([0.01, 0.3, 0.01], chunks_each=1)
+    t = np.arange(int(1.2 * 44100)) / 44100
+    stereo44 = np.stack([np.interp(t, np.arange(mono16.size) / 16000, mono16)] * 2, axis=1).astype(np.float32)
+    files = []
+    for fmt in ("wav", "flac", "ogg", "mp3"):
+        path = tmp_path / f"clip.{fmt}"
+        sf.write(path, stereo44, 44100, format=fmt.upper() if fmt != "ogg" else "OGG")
+        files.append(path)
+    out = tmp_path / "events.jsonl"
+    result = cli("listen", *files, "--bundle", tiny_bundle, "--scheduler", "fifo", "--jsonl", out, "--all")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    for path in files:
+        chunks = [r["chunk"] for r in rows if r["file"] == str(path)]
+        assert chunks[:3] == [0, 1, 2] and len(chunks) in (3, 4)  # mp3 adds encoder padding
+    assert result.stdout.count("== ") == 4
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt"])
+def test_listen_names_an_unreadable_or_empty_file(tmp_path, tiny_bundle, case):
+    path = tmp_path / "bad.wav"
+    if case == "empty":
+        sf.write(path, np.zeros(0, dtype=np.float32), 16000)
+    elif case == "corrupt":
+        path.write_bytes(b"RIFF....WAVEfmt garbage")
+    out = tmp_path / "events.jsonl"
+    result = cli("listen", path, "--bundle", tiny_bundle, "--jsonl", out)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and lines[0].startswith("soundflow listen: error:")
+    assert not out.exists()
