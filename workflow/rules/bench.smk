@@ -1,7 +1,23 @@
 # Benchmarks (DESIGN section 8) on the test split through the exported bundles: one rule per benchmark
 # (wildcard), each writing reports/metrics/<bench>.json and its nested MLflow run.
-BENCH_CODE = RUNTIME_CODE + src_files("bench")
-BENCHES = ["latency"]
+BENCHES = ["asr", "st", "audio_qa", "spoken_qa", "retention", "instruct", "proactive"]
+# each benchmark's own modules (besides the shared runtime, streams.py and __main__.py): a change reruns it alone
+BENCH_MODULES = {
+    "asr": ["asr", "asr_metrics", "peers"],
+    "st": ["st"],
+    "audio_qa": ["qa"],
+    "spoken_qa": ["qa"],
+    "retention": ["retention", "asr_metrics"],
+    "instruct": ["instruct", "asr_metrics"],
+    "proactive": ["proactive_run", "proactive", "proactive_data"],
+    "latency": ["latency"],
+}
+
+
+def bench_code(name):
+    shared = ["streams", "__init__", "__main__"] + BENCH_MODULES[name]
+    return sorted(set(RUNTIME_CODE + [f"src/soundflow/bench/{m}.py" for m in shared]))
+
 
 
 rule bench:
@@ -9,12 +25,12 @@ rule bench:
         bundle=BUNDLE,
         offline=OFFLINE_BUNDLE,
         test=rules.corpus.output.test,
-        code=BENCH_CODE,
+        code=lambda w: bench_code(w.bench),
     output:
         report("reports/metrics/{bench}.json", caption="../report/bench.rst", category="Benchmarks",
                subcategory="{bench}"),
     wildcard_constraints:
-        bench="|".join(b for b in BENCHES if b != "latency"),
+        bench="|".join(BENCHES),
     params:
         cfg=lambda w: cfg_slice(f"bench.{w.bench}"),
     threads: workflow.cores
@@ -30,7 +46,7 @@ rule bench_latency:
     input:
         bundle=BUNDLE,
         test=rules.corpus.output.test,
-        code=BENCH_CODE,
+        code=bench_code("latency"),
     output:
         metrics=report("reports/metrics/latency.json", caption="../report/latency.rst", category="Benchmarks",
                        subcategory="latency"),
@@ -45,3 +61,20 @@ rule bench_latency:
         "{PY} -m soundflow.bench --name latency --bundle {input.bundle} --corpus data/corpus "
         "--work data/bench/latency --cfg {params.cfg:q} --out {output.metrics} --plot {output.plot} "
         "2> >(tee {log} >&2)"
+
+
+rule summary:
+    input:
+        metrics=expand("reports/metrics/{bench}.json", bench=BENCHES),
+        latency=rules.bench_latency.output.metrics,
+        train=rules.train_report.output,
+        code=["src/soundflow/bench/summary.py", "src/soundflow/bench/gate.py"],
+    output:
+        summary=report("reports/summary.md", caption="../report/summary.rst", category="Summary"),
+        plot=report("reports/figures/proactive.png", caption="../report/bench.rst", category="Benchmarks",
+                    subcategory="proactive"),
+    log:
+        "logs/summary.log",
+    shell:
+        "{PY} -m soundflow.bench.summary --metrics reports/metrics --out {output.summary} "
+        "--figures reports/figures 2> >(tee {log} >&2)"
