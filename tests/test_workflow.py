@@ -23,6 +23,26 @@ def test_smoke_dag_writes_every_output(smoke_run):
     for key in ("decision_accuracy_dev", "asr_wer_dev", "train_minutes", "tokens_per_s"):
         assert key in train
     assert 0.0 <= train["decision_accuracy_dev"] <= 1.0
+    for kind in ("soundflow", "offline"):
+        assert (work / f"data/export/{kind}-smoke/streaming.json").is_file(), kind
+    for bench in ("asr", "st", "audio_qa", "spoken_qa", "retention", "instruct", "proactive", "latency"):
+        assert json.loads((work / f"reports/metrics/{bench}.json").read_text()), bench
+    latency = json.loads((work / "reports/metrics/latency.json").read_text())
+    for scheduler in ("sync", "fifo"):
+        assert {"first_chunk_ms", "resume_ms", "stall_rate", "rtf"} <= latency[scheduler].keys()
+    assert latency["schedulers_agree"] == 1.0
+    summary = (work / "reports/summary.md").read_text()
+    assert "### 8. Inference latency" in summary
+    latency_rows = summary.split("### 8. Inference latency")[1].splitlines()
+    assert any(r.startswith("| stall rate, real time | 0.") for r in latency_rows)
+    assert (work / "reports/figures/latency.png").is_file() and (work / "reports/figures/proactive.png").is_file()
+
+
+def test_export_registers_the_bundle_with_its_alias(smoke_run):
+    work, _ = smoke_run
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work}/mlflow.db", registry_uri=f"sqlite:///{work}/mlflow.db")
+    version = client.get_model_version_by_alias("soundflow-smoke", "current")
+    assert version.version == "1" and version.status == "READY"
 
 
 def test_same_seed_same_bytes_from_scratch(smoke_run, smoke_corpus):
@@ -46,7 +66,8 @@ def test_mlflow_parent_and_nested_stage_runs(smoke_run):
     assert corpus.info.status == "FINISHED"
     assert corpus.data.metrics["train_items"] > 0 and corpus.data.params["seed"]
     by_stage = {r.data.tags.get("stage"): r for r in stages}
-    for stage in ("tokens", "train_s0", "train_s3", "train_offline", "train_report"):
+    for stage in ("tokens", "train_s0", "train_s3", "train_offline", "train_report", "export", "bench_asr",
+                  "bench_proactive", "bench_latency"):
         assert by_stage[stage].info.status == "FINISHED", stage
     history = client.get_metric_history(by_stage["train_s3"].info.run_id, "loss_stream")
     assert history and all(m.step > 0 for m in history)  # per-step losses, both logged

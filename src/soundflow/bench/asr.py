@@ -89,7 +89,9 @@ import soundfile as sf
 
 from soundflow import CHUNK_SECONDS, SAMPLE_RATE
 from soundflow.bench.asr_metrics import stream_scores, summarize_streams, wer_counts
-from soundflow.bench.streams import BenchContext, answer_rows, decode_streams, load_manifest, load_rows
+from soundflow.bench.streams import (
+    BenchContext, answer_rows, decode_streams, load_manifest, load_rows, with_defaults,
+)
 
 CONDITIONS = ("heldout_voice", "unseen_engine")  # always reported (None without items)
 PEERS = ("whisper_tiny_en", "pocketsphinx")
@@ -108,11 +110,7 @@ SCORED_KIND = "sentence"
 
 def settings(cfg: dict | None) -> dict:
     """cfg (params.yaml bench.asr) over DEFAULTS; unknown keys and unknown peers are refused."""
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"bench.asr: unknown key(s) {unknown}; known: {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **cfg}
+    out = with_defaults("asr", cfg, DEFAULTS)
     out["peers"] = list(out["peers"] or [])
     bad = sorted(set(out["peers"]) - set(PEERS))
     if bad:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from soundflow import CHUNK_SECONDS
 from soundflow.bench.asr_metrics import normalize
-from soundflow.bench.streams import BenchContext, decode_streams, load_manifest, load_rows
+from soundflow.bench.streams import BenchContext, decode_streams, load_manifest, load_rows, with_defaults
 
 TRIGGER_KINDS = ("notify", "count", "summary")
 DEFAULTS = {
@@ -162,11 +162,7 @@ def manifest_references(path: Path) -> list[tuple[dict, list[dict], list[int]]]:
 
 
 def settings(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"bench.instruct: unknown key(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
-    s = {**DEFAULTS, **cfg}
+    s = with_defaults("instruct", cfg, DEFAULTS)
     for key in ("before_s", "after_s"):
         if not (isinstance(s[key], (int, float)) and math.isfinite(s[key]) and s[key] >= 0):
             raise ValueError(f"bench.instruct.{key} must be a non-negative number of seconds, got {s[key]!r}")

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from soundflow.bench import proactive, proactive_data
-from soundflow.bench.streams import BenchContext, decode_streams
+from soundflow.bench.streams import BenchContext, decode_streams, with_defaults
 from soundflow.data.tasks.proactive import INSTRUCTION
 
 DEFAULTS = {
@@ -49,11 +49,7 @@ DEFAULTS = {
 
 
 def settings(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"bench.proactive: unknown key(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
-    s = {**DEFAULTS, **cfg}
+    s = with_defaults("proactive", cfg, DEFAULTS)
     t = s["energy_threshold_db"]
     if t is not None and not (isinstance(t, (int, float)) and math.isfinite(t)):
         raise ValueError(f"bench.proactive.energy_threshold_db must be a number or null, got {t!r}")

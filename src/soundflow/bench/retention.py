@@ -55,7 +55,9 @@ import numpy as np
 from soundflow import SAMPLE_RATE
 from soundflow.audio import atomic_path, read_audio, write_wav
 from soundflow.bench.asr_metrics import normalize
-from soundflow.bench.streams import BenchContext, answer_rows, decode_streams, load_manifest, load_rows, reply_text
+from soundflow.bench.streams import (
+    BenchContext, answer_rows, decode_streams, load_manifest, load_rows, reply_text, with_defaults,
+)
 from soundflow.data.plan import derive_seed
 from soundflow.data.text import EVENT_TEXT
 
@@ -225,11 +227,7 @@ def build_streams(targets: list[Segment], pool: list[Segment], ns: list[int], se
 
 
 def settings(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"bench.retention: unknown key(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
-    s = {**DEFAULTS, **cfg}
+    s = with_defaults("retention", cfg, DEFAULTS)
     ns = sorted({int(n) for n in s["segments"]})
     if 1 not in ns or len(ns) < 2 or ns[0] < 1:
         raise ValueError(f"bench.retention.segments must hold 1 and at least one larger N, got {s['segments']!r}")

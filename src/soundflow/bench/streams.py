@@ -59,6 +59,15 @@ def load_manifest(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
     return rows
 
 
+def with_defaults(bench: str, cfg: dict | None, defaults: dict) -> dict:
+    """A benchmark's cfg (params.yaml bench.<name>) over its defaults; an unknown key is refused by name."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(defaults))
+    if unknown:
+        raise ValueError(f"bench.{bench}: unknown key(s) {', '.join(unknown)} (known: {', '.join(defaults)})")
+    return {**defaults, **cfg}
+
+
 # ----- decoding in worker processes -------------------------------------------------------------------
 
 _BUNDLE = None
@@ -97,8 +106,16 @@ def _map(bundle_dir: Path, fn, jobs: list, workers: int, desc: str) -> list:
     if workers == 1:
         _init(str(bundle_dir))
         return [fn(j) for j in tqdm(jobs, desc=desc, unit="item")]
-    with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(str(bundle_dir),)) as pool:
-        return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc, unit="item"))
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(str(bundle_dir),))
+    try:
+        results = list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc, unit="item"))
+        pool.close()  # a clean close + join, so no worker's semaphores are left to the resource tracker
+        return results
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def decode_streams(bundle_dir: Path, rows: list[dict], workers: int = 2, scheduler: str = "sync",
