@@ -23,8 +23,7 @@ rule all:
         "data/models/offline/model",
         BUNDLE,
         OFFLINE_BUNDLE,
-        expand("reports/metrics/{bench}.json", bench=BENCHES),
-        rules.bench_latency.output,
+        rules.summary.output,
 
 
 onstart:
