@@ -42,7 +42,7 @@ def test_export_registers_the_bundle_with_its_alias(smoke_run):
     work, _ = smoke_run
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work}/mlflow.db", registry_uri=f"sqlite:///{work}/mlflow.db")
     version = client.get_model_version_by_alias("soundflow-smoke", "current")
-    assert version.version == "1" and version.status == "READY"
+    assert str(version.version) == "1" and version.status == "READY"
 
 
 def test_same_seed_same_bytes_from_scratch(smoke_run, smoke_corpus):
