@@ -69,6 +69,8 @@ class ChunkDecoder:
         self.ids = TokenIds.from_tokenizer(tokenizer)
         self.max_reply_tokens, self.max_chunks, self.keep_chunks = max_reply_tokens, max_chunks, keep_chunks
         self.prefix_embeds = model.embed_chunk(prefix)
+        # the control tokens every chunk feeds back (<silent>, <eos>, <response>): looked up once, not per chunk
+        self._control = {t: model.embed_chunk([t]) for t in (self.ids.silent, self.ids.eos, self.ids.response)}
         self.history: deque[tuple[torch.Tensor, list[int]]] = deque(maxlen=max_chunks)  # (chunk embeds, decision)
         self.rebuilds = 0
         self._reset_cache(self.prefix_embeds)
@@ -96,7 +98,7 @@ class ChunkDecoder:
 
     def _step_logits(self, embeds: torch.Tensor) -> torch.Tensor:
         if self.pending:
-            embeds = torch.cat([self.model.embed_chunk(self.pending), embeds], dim=1)
+            embeds = torch.cat([self._control[t] for t in self.pending] + [embeds], dim=1)
         self.pending = []
         return self.model.prefill(embeds, self.cache)[0, -1]
 
@@ -119,7 +121,7 @@ class ChunkDecoder:
             self._rebuild()
         elif self.chunks_in_cache + len(stale) + 1 > self.max_chunks:
             self._rebuild()
-        silent = self.model.embed_chunk([self.ids.silent])
+        silent = self._control[self.ids.silent]
         parts = [p for e in stale for p in (e, silent)] + [newest]
         logits = self._step_logits(torch.cat(parts, dim=1))
         self.chunks_in_cache += len(stale) + 1
@@ -128,7 +130,7 @@ class ChunkDecoder:
         if logits[self.ids.response] <= logits[self.ids.silent]:
             decision = Decision("silent", [self.ids.silent])
         else:
-            decision = self._reply(self._step_logits(self.model.embed_chunk([self.ids.response])))
+            decision = self._reply(self._step_logits(self._control[self.ids.response]))
         decision.decided_at = decided_at
         self.pending = decision.tokens[-1:]
         self.history.append((newest, decision.tokens))
