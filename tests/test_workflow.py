@@ -31,10 +31,13 @@ def test_smoke_dag_writes_every_output(smoke_run):
     for scheduler in ("sync", "fifo"):
         assert {"first_chunk_ms", "resume_ms", "stall_rate", "rtf"} <= latency[scheduler].keys()
     assert latency["schedulers_agree"] == 1.0
+    scaled = latency["time_scaled"]["load_80"]  # the smoke profile's one load
+    assert scaled["speed"] >= 1.0 and {"resume_ms", "stall_rate"} <= scaled["fifo"].keys()
     summary = (work / "reports/summary.md").read_text()
     assert "### 8. Inference latency" in summary
     latency_rows = summary.split("### 8. Inference latency")[1].splitlines()
     assert any(r.startswith("| stall rate, real time | 0.") for r in latency_rows)
+    assert any(r.startswith("| 0.800 | ") for r in latency_rows)  # the time-scaled sweep's row
     assert (work / "reports/figures/latency.png").is_file() and (work / "reports/figures/proactive.png").is_file()
 
 

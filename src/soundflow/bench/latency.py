@@ -7,13 +7,17 @@ Measured from the events' clocks (runtime/session.py), all in one run on the sam
   from when both the reply was done and that chunk was there (mean over replies);
 - stall_rate: share of chunks decided after the next chunk had arrived (the listener fell behind);
 - rtf: processing wall time / audio time, fed as fast as possible.
-Latencies come from feeding at wall-clock rate (a live microphone), and again `stress_speed` times faster
-than real time: the tiny model writes a reply in tens of ms, well inside one 400 ms chunk, so at real
-time no backlog ever forms; the stress run stands in for a model whose replies outlast chunks (the
-paper's 3B model), the regime the FIFO scheduler is for. rtf comes from as-fast-as-possible (lockstep)
-runs, which must give identical decisions for both schedulers. A chunk-size sweep measures runtime cost per
-chunk length (the model is trained on 0.4 s; other lengths only measure cost), and one long stream
-measures memory under the context policy.
+Latencies come from feeding at wall-clock rate (a live microphone). The tiny model writes a reply in about
+15 ms, well inside one 400 ms chunk, so at real time no backlog ever forms and both schedulers do the same
+work. The regime FIFO is for (the paper's 3B model, slow enough that replies outlast chunks) is measured by
+time scaling: the same audio fed `speed` times faster than real time is the same as a model `speed` times
+slower in every step. The speeds are not fixed numbers but calibrated on this machine from the real-time sync
+run, one per `load` of the sweep: at load L, listening (the median chunk -> decision cost) fills L of each
+chunk interval, and replies come on top. Sync falls behind once listening plus replying passes real time;
+FIFO drains the backlog in one call. (A fixed 16x gave 2.5x or 14x on two machines of this kind, because
+sync sat right at that edge.) rtf comes from as-fast-as-possible (lockstep) runs, which must give identical decisions for both
+schedulers. A chunk-size sweep measures runtime cost per chunk length (the model is trained on 0.4 s; other
+lengths only measure cost), and one long stream measures memory under the context policy.
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ def load_test_streams(corpus: Path, manifest: Path | None = None, limit_s: float
         if (limit_s is not None and total >= limit_s) or (limit_n is not None and len(out) >= limit_n):
             break
         audio = read_audio(row["audio"])
+        if limit_s is not None:  # the last stream is cut so the audio adds up to limit_s, not past it
+            audio = audio[: round((limit_s - total) * SAMPLE_RATE)]
         out.append({"id": row["id"], "audio": audio, "instruction": row["instruction"], "lang": row["lang"]})
         total += audio.size / SAMPLE_RATE
     return out
@@ -55,23 +61,27 @@ def latency_stats(events: list[Event], chunk_interval_s: float) -> dict:
     """Latency figures of one stream's events (sorted by chunk); chunk_interval_s = wall time between chunks."""
     decide = np.array([e.decided - e.arrived for e in events])
     stalls = np.array([e.decided > e.arrived + chunk_interval_s for e in events])
-    resume = []
+    resume, reply = [], [e.finished - e.decided for e in events if e.action == "respond"]
     for k, e in enumerate(events[:-1]):
         if e.action != "respond":
             continue
         waiting = [n for n in events[k + 1:] if n.arrived <= e.finished]
         live = waiting[-1] if waiting else events[k + 1]
         resume.append(live.decided - max(e.finished, live.arrived))
-    return {"decide_s": decide.tolist(), "stalls": int(stalls.sum()), "chunks": len(events), "resume_s": resume}
+    return {"decide_s": decide.tolist(), "stalls": int(stalls.sum()), "chunks": len(events), "resume_s": resume,
+            "reply_s": reply}
 
 
 def summarize(per_stream: list[dict]) -> dict:
     decide = np.concatenate([s["decide_s"] for s in per_stream]) * 1000
     resume = np.array([r for s in per_stream for r in s["resume_s"]]) * 1000
+    reply = np.array([r for s in per_stream for r in s["reply_s"]]) * 1000
     chunks = sum(s["chunks"] for s in per_stream)
     return {
         "first_chunk_ms": float(decide.mean()),
+        "first_chunk_median_ms": float(np.median(decide)),
         "first_chunk_p95_ms": float(np.percentile(decide, 95)),
+        "reply_ms": float(reply.mean()) if reply.size else None,
         "resume_ms": float(resume.mean()) if resume.size else None,
         "resume_p95_ms": float(np.percentile(resume, 95)) if resume.size else None,
         "replies": int(resume.size),
@@ -86,6 +96,34 @@ def realtime_run(bundle, streams: list[dict], scheduler: str, speed: float = 1.0
         events = run_stream(bundle, s["audio"], s["instruction"], s["lang"], scheduler, realtime=True, speed=speed)
         per_stream.append(latency_stats(events, bundle.settings.chunk_seconds / speed))
     return summarize(per_stream)
+
+
+def load_speed(sync_realtime: dict, chunk_s: float, load: float) -> float:
+    """Feeding speed at which sync's median listening cost per chunk fills `load` of each chunk interval."""
+    cost_s = sync_realtime["first_chunk_median_ms"] / 1000
+    if cost_s <= 0:
+        raise ValueError("latency: the real-time sync run measured no listening cost to calibrate the time-scaled runs")
+    return max(1.0, load * chunk_s / cost_s)
+
+
+def resume_speedup(runs: dict) -> float | None:
+    sync, fifo = runs["sync"]["resume_ms"], runs["fifo"]["resume_ms"]
+    return sync / fifo if sync and fifo else None
+
+
+def time_scaled(bundle, streams: list[dict], sync_realtime: dict, loads: list[float]) -> dict:
+    """Both schedulers at each load's calibrated speed: {"load_80": {load, speed, reply_chunks, sync, fifo, ...}}."""
+    chunk_s = bundle.settings.chunk_seconds
+    out = {}
+    for load in loads:
+        speed = load_speed(sync_realtime, chunk_s, load)
+        reply_ms = sync_realtime["reply_ms"]
+        runs = {"load": load, "speed": speed,  # a reply's length in (scaled) chunk intervals
+                "reply_chunks": reply_ms * speed / (1000 * chunk_s) if reply_ms else None}
+        runs.update({scheduler: realtime_run(bundle, streams, scheduler, speed) for scheduler in ("sync", "fifo")})
+        runs["resume_speedup_fifo"] = resume_speedup(runs)
+        out[f"load_{round(load * 100)}"] = runs
+    return out
 
 
 def fast_run(bundle, streams: list[dict], scheduler: str) -> tuple[float, list[list[tuple]]]:
@@ -151,15 +189,22 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax4, ax2) = plt.subplots(1, 3, figsize=(15, 4))
     keys = ["first_chunk_ms", "resume_ms"]
     x = np.arange(len(keys))
     for i, name in enumerate(("sync", "fifo")):
         ax1.bar(x + (i - 0.5) * 0.38, [result[name][k] or 0 for k in keys], 0.38, label=name)
     ax1.set_xticks(x, ["chunk -> decision", "reply end -> next decision"])
     ax1.set_ylabel("ms (mean, wall-clock feeding)")
-    ax1.set_title("Latency, sync vs FIFO")
+    ax1.set_title("Latency, sync vs FIFO, real time")
     ax1.legend()
+    scaled = list(result.get("time_scaled", {}).values())
+    for name in ("sync", "fifo"):
+        ax4.plot([r["load"] for r in scaled], [r[name]["resume_ms"] or 0 for r in scaled], "o-", label=name)
+    ax4.set_xlabel("load: listening cost / chunk interval (time-scaled)")
+    ax4.set_ylabel("reply end -> next decision (ms, scaled clock)")
+    ax4.set_title("Resume latency vs load")
+    ax4.legend()
     sweep = result["chunk_sweep"]
     ax2.plot([r["chunk_s"] for r in sweep], [r["ms_per_chunk"] for r in sweep], "o-", label="ms per chunk")
     ax2.set_xlabel("chunk length (s)")
@@ -183,18 +228,15 @@ def run(ctx: BenchContext) -> dict:
     bundle = load_bundle(ctx.bundle)
     realtime = load_test_streams(ctx.corpus, ctx.manifest, limit_s=cfg["realtime_s"])
     fast = load_test_streams(ctx.corpus, ctx.manifest, limit_n=cfg["fast_streams"])
-    result = {"stress": {"speed": cfg["stress_speed"]}}
-    for scheduler in ("sync", "fifo"):
-        result[scheduler] = realtime_run(bundle, realtime, scheduler)
-        result["stress"][scheduler] = realtime_run(bundle, realtime, scheduler, cfg["stress_speed"])
+    chunk_s = bundle.settings.chunk_seconds
+    result = {scheduler: realtime_run(bundle, realtime, scheduler) for scheduler in ("sync", "fifo")}
+    result["time_scaled"] = time_scaled(bundle, realtime, result["sync"], cfg["loads"])
     decisions = {}
     for scheduler in ("sync", "fifo"):
         result[scheduler]["rtf"], decisions[scheduler] = fast_run(bundle, fast, scheduler)
     pairs = [(a, b) for sa, sb in zip(decisions["sync"], decisions["fifo"]) for a, b in zip(sa, sb)]
     result["schedulers_agree"] = sum(a == b for a, b in pairs) / len(pairs)
-    for where in (result, result["stress"]):
-        if where["sync"]["resume_ms"] and where["fifo"]["resume_ms"]:
-            where["resume_speedup_fifo"] = where["sync"]["resume_ms"] / where["fifo"]["resume_ms"]
+    result["resume_speedup_fifo"] = resume_speedup(result)
     result["chunk_sweep"] = chunk_sweep(ctx.bundle, fast, cfg["chunk_sweep"], cfg["sweep_s"])
     result["long_stream"] = long_stream(bundle, fast, cfg["long_stream_min"])
     result["setup"] = {"realtime_streams": len(realtime), "realtime_audio_s": sum(s["audio"].size for s in realtime) / bundle.settings.sample_rate,
