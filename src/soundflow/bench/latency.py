@@ -15,9 +15,9 @@ slower in every step. The speeds are not fixed numbers but calibrated on this ma
 run, one per `load` of the sweep: at load L, listening (the median chunk -> decision cost) fills L of each
 chunk interval, and replies come on top. Sync falls behind once listening plus replying passes real time;
 FIFO drains the backlog in one call. (A fixed 16x gave 2.5x or 14x on two machines of this kind, because
-sync sat right at that edge.) rtf comes from as-fast-as-possible (lockstep) runs, which must give identical decisions for both
-schedulers. A chunk-size sweep measures runtime cost per chunk length (the model is trained on 0.4 s; other
-lengths only measure cost), and one long stream measures memory under the context policy.
+sync sat right at that edge.) rtf comes from as-fast-as-possible (lockstep) runs, which must give identical
+decisions for both schedulers. A chunk-size sweep measures runtime cost per chunk length (the model is trained
+on 0.4 s; other lengths only measure cost), and one long stream measures memory under the context policy.
 """
 from __future__ import annotations
 
@@ -228,7 +228,6 @@ def run(ctx: BenchContext) -> dict:
     bundle = load_bundle(ctx.bundle)
     realtime = load_test_streams(ctx.corpus, ctx.manifest, limit_s=cfg["realtime_s"])
     fast = load_test_streams(ctx.corpus, ctx.manifest, limit_n=cfg["fast_streams"])
-    chunk_s = bundle.settings.chunk_seconds
     result = {scheduler: realtime_run(bundle, realtime, scheduler) for scheduler in ("sync", "fifo")}
     result["time_scaled"] = time_scaled(bundle, realtime, result["sync"], cfg["loads"])
     decisions = {}
