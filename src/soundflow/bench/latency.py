@@ -7,8 +7,8 @@ Measured from the events' clocks (runtime/session.py), all in one run on the sam
   from when both the reply was done and that chunk was there (mean over replies);
 - stall_rate: share of chunks decided after the next chunk had arrived (the listener fell behind);
 - rtf: processing wall time / audio time, fed as fast as possible.
-Latencies come from feeding at wall-clock rate (a live microphone). The tiny model writes a reply in about
-15 ms, well inside one 400 ms chunk, so at real time no backlog ever forms and both schedulers do the same
+Latencies come from feeding at wall-clock rate (a live microphone). The tiny model writes a reply in tens of
+ms (`sync.reply_ms`), well inside one 400 ms chunk, so at real time no backlog ever forms and both schedulers do the same
 work. The regime FIFO is for (the paper's 3B model, slow enough that replies outlast chunks) is measured by
 time scaling: the same audio fed `speed` times faster than real time is the same as a model `speed` times
 slower in every step. The speeds are not fixed numbers but calibrated on this machine from the real-time sync
@@ -113,13 +113,12 @@ def resume_speedup(runs: dict) -> float | None:
 
 def time_scaled(bundle, streams: list[dict], sync_realtime: dict, loads: list[float]) -> dict:
     """Both schedulers at each load's calibrated speed: {"load_80": {load, speed, reply_chunks, sync, fifo, ...}}."""
-    chunk_s = bundle.settings.chunk_seconds
+    chunk_s, reply_ms = bundle.settings.chunk_seconds, sync_realtime["reply_ms"]
     out = {}
     for load in loads:
         speed = load_speed(sync_realtime, chunk_s, load)
-        reply_ms = sync_realtime["reply_ms"]
-        runs = {"load": load, "speed": speed,  # a reply's length in (scaled) chunk intervals
-                "reply_chunks": reply_ms * speed / (1000 * chunk_s) if reply_ms else None}
+        runs = {"load": load, "speed": speed,
+                "reply_chunks": reply_ms * speed / (1000 * chunk_s) if reply_ms else None}  # reply in scaled chunks
         runs.update({scheduler: realtime_run(bundle, streams, scheduler, speed) for scheduler in ("sync", "fifo")})
         runs["resume_speedup_fifo"] = resume_speedup(runs)
         out[f"load_{round(load * 100)}"] = runs
