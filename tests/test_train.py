@@ -27,6 +27,15 @@ def test_trainable_groups_freeze_the_rest():
         stages.trainable(model, ["decoder"])
 
 
+def test_schedule_follows_steps_when_bounded_by_steps_else_time():
+    progress = loop.Progress(step=30, train_s=90.0)
+    assert loop.budget_share(progress, 120, 600.0) == pytest.approx(0.25)  # steps decide, not the 15 % of time
+    assert loop.budget_share(progress, None, 600.0) == pytest.approx(0.15)
+    assert loop.ended_by(loop.Progress(step=120, train_s=90.0), {"max_steps": 120}) == "steps"
+    assert loop.ended_by(loop.Progress(step=50, train_s=600.0), {"max_steps": 120}) == "minutes"
+    assert loop.ended_by(loop.Progress(step=50, train_s=600.0), {"max_steps": None}) == "minutes"
+
+
 def test_lr_follows_time_budget():
     assert loop.lr_at(0.0, 1.0, 0.1) == pytest.approx(0.01)
     assert loop.lr_at(0.05, 1.0, 0.1) == pytest.approx(0.5)
@@ -59,7 +68,7 @@ def test_deepspeed_config_for_cpu_and_gpu():
     assert gpu["bf16"]["enabled"] and "optimizer" not in gpu  # client AdamW: no fused-Adam JIT build
 
 
-def stage_cmd(work, name: str, init: str, out, **overrides) -> tuple[list[str], dict]:
+def stage_cmd(work, name: str, init: str | None, out, **overrides) -> tuple[list[str], dict]:
     """The CLI call of one smoke stage on the smoke DAG's tokens and frames, with config overrides."""
     cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; c = config.load(profile='smoke'); "
                                           f"print(json.dumps({{'model': c['model'], 'stage': {{**c['train']['common'], **c['train']['{name}']}}}}))"],
@@ -67,15 +76,19 @@ def stage_cmd(work, name: str, init: str, out, **overrides) -> tuple[list[str], 
     cfg["stage"].update(overrides)
     cmd = ["python", "-m", "soundflow.train", "stage", "--name", name, "--cfg", json.dumps(cfg),
            "--tokens", str(work / "data/tokens"), "--frames", str(work / "data/frames"),
-           "--init", str(work / f"data/models/{init}/model"), "--out", str(out)]
+           "--out", str(out)] + (["--init", str(work / f"data/models/{init}/model")] if init else [])
     return cmd, cfg
 
 
 def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
-    """A stage killed after step 7 (checkpoints every 5) restarts from step 5 and finishes."""
+    """A stage killed after step 7 (checkpoints every 5) restarts from step 5 and finishes with the weights
+    of a run that was never stopped (same batches, same dropout draws)."""
+    from safetensors.torch import load_file
+
     work, _ = smoke_run
     out = tmp_path / "s3"
-    cmd, _ = stage_cmd(work, "s3", "s2", out, max_steps=10, minutes=5.0, checkpoint_every=5, eval_every_s=1000)
+    cmd, _ = stage_cmd(work, "s3", "s2", out, max_steps=10, minutes=5.0, checkpoint_every=5, eval_every_s=1000,
+                       log_every=1)
     killed = run(cmd, work, check=False, env_extra={loop.FAULT_ENV: "7"})
     assert killed.returncode == 17 and not (out / "model").exists()
     assert (out / "checkpoints" / "latest").read_text().strip() == "step0000005"
@@ -83,9 +96,16 @@ def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
     assert "at step 5" in resumed.stdout + resumed.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 10
+    # the learning curve survives the kill: points logged before it come back from the checkpoint
+    assert [c["step"] for c in metrics["curve"]] == list(range(1, 11))
+    assert {"loss", "loss_lm", "loss_stream"} <= metrics["curve"][0].keys()
     assert (out / "model" / "model.safetensors").is_file()
     reloaded = AudioInteractionModel.from_pretrained(out / "model")
     assert reloaded.config.vocab_size == json.loads((out / "model" / "config.json").read_text())["vocab_size"]
+    cmd[cmd.index("--out") + 1] = str(tmp_path / "uninterrupted")
+    run(cmd, work)
+    resumed_w, straight_w = (load_file(d / "model" / "model.safetensors") for d in (out, tmp_path / "uninterrupted"))
+    assert [k for k in straight_w if not torch.equal(resumed_w[k], straight_w[k])] == []
 
 
 def test_checkpoint_of_other_inputs_is_not_resumed(smoke_run, tmp_path):
@@ -98,3 +118,26 @@ def test_checkpoint_of_other_inputs_is_not_resumed(smoke_run, tmp_path):
     log = second.stdout + second.stderr
     assert "discarding" in log and "resumed" not in log
     assert json.loads((out / "metrics.json").read_text())["steps"] == 6
+
+
+@pytest.mark.parametrize("name,init", [("s0", None), ("s3", "s2")])
+def test_step_bounded_stage_is_deterministic(smoke_run, tmp_path, name, init):
+    """Two runs of a step-bounded stage give the same weights, even when one evaluates after every step
+    (evaluations run on the clock, so they must not touch the training RNG stream). s0 starts from a
+    new random model: its initial weights must be seeded as well."""
+    from safetensors.torch import load_file
+
+    work, _ = smoke_run
+    weights = []
+    for run_name, eval_every_s in (("a", 1000.0), ("b", 1e-6)):
+        out = tmp_path / run_name
+        cmd, _ = stage_cmd(work, name, init, out, max_steps=6, minutes=5.0, checkpoint_every=100,
+                           eval_every_s=eval_every_s)
+        run(cmd, work)
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["steps"] == 6 and metrics["ended_by"] == "steps"
+        weights.append(load_file(out / "model" / "model.safetensors"))
+    assert len(json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]) > 2
+    assert weights[0].keys() == weights[1].keys()
+    changed = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
+    assert not changed, f"weights differ between two identical runs: {changed[:5]}"

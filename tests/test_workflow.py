@@ -23,6 +23,8 @@ def test_smoke_dag_writes_every_output(smoke_run):
     for key in ("decision_accuracy_dev", "asr_wer_dev", "train_minutes", "tokens_per_s"):
         assert key in train
     assert 0.0 <= train["decision_accuracy_dev"] <= 1.0
+    assert all(stage["ended_by"] == "steps" for stage in train["stages"].values())  # smoke: 12 steps per stage
+    assert (work / "reports/figures/training.png").stat().st_size > 10_000
     for kind in ("soundflow", "offline"):
         assert (work / f"data/export/{kind}-smoke/streaming.json").is_file(), kind
     for bench in ("asr", "st", "audio_qa", "spoken_qa", "retention", "instruct", "proactive", "latency"):

@@ -67,7 +67,7 @@ rule summary:
     input:
         metrics=expand("reports/metrics/{bench}.json", bench=BENCHES),
         latency=rules.bench_latency.output.metrics,
-        train=rules.train_report.output,
+        train=rules.train_report.output.metrics,
         code=["src/soundflow/bench/summary.py", "src/soundflow/bench/gate.py"],
     output:
         summary=report("reports/summary.md", caption="../report/summary.rst", category="Summary"),

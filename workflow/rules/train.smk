@@ -68,7 +68,8 @@ rule train_report:
         frames=rules.encode_frames.output,
         code=REPORT_CODE,
     output:
-        report("reports/metrics/train.json", caption="../report/train.rst", category="Training"),
+        metrics=report("reports/metrics/train.json", caption="../report/train.rst", category="Training"),
+        curves=report("reports/figures/training.png", caption="../report/train_curves.rst", category="Training"),
     params:
         cfg=stage_cfg("s4"),
     threads: workflow.cores
@@ -77,4 +78,5 @@ rule train_report:
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m soundflow.train report --cfg {params.cfg:q} --model {input.model} "
         "--tokens {input.tokens} --frames {input.frames} --stages data/models/s0 data/models/s1 "
-        "data/models/s2 data/models/s3 data/models/s4 --out {output} 2> >(tee {log} >&2)"
+        "data/models/s2 data/models/s3 data/models/s4 --out {output.metrics} --figure {output.curves} "
+        "2> >(tee {log} >&2)"

@@ -161,6 +161,8 @@ def build(metrics_dir: Path, out: Path, figures: Path) -> None:
             raise FileNotFoundError(f"summary: metrics file missing: {path}")
         data = json.loads(path.read_text())
         lines += table(title, columns, rows, data)
+        if name == "train":
+            lines += ["![training curves](figures/training.png)", ""]
         if name == "latency":
             lines += latency_notes(data)
             lines += ["![latency](figures/latency.png)", ""]

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--frames", required=True, type=Path)
     r.add_argument("--stages", nargs="+", required=True, type=Path, help="stage folders (for minutes)")
     r.add_argument("--out", required=True, type=Path)
+    r.add_argument("--figure", type=Path, help="PNG of the learning curves of every stage")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
     return {"stage": run_stage, "encode": run_encode, "report": run_report}[args.command](args)
@@ -60,6 +61,7 @@ def run_stage(args) -> int:
         if args.init:
             model = AudioInteractionModel.from_pretrained(args.init)
         else:
+            torch.manual_seed(stage_cfg["seed"])  # the first stage's random initial weights are seeded too
             model = stages.build_model(cfg["model"], args.tokens)
         if stage_cfg["kind"] == "ctc":
             segments = torch.load(args.tokens / "train" / "ctc.pt", weights_only=True)
@@ -79,12 +81,14 @@ def run_stage(args) -> int:
         progress = loop.train(model, params, batches, loss_fn, evaluate, stage_cfg, args.out, f"train_{args.name}",
                               run.log_metrics, fingerprint=_fingerprint(args, cfg))
         _save_model(model, args.tokens, model_dir)
-        metrics = {"stage": args.name, "steps": progress.step, "train_minutes": progress.train_s / 60,
-                   "tokens_per_s": progress.tokens / max(progress.train_s, 1e-9), "params_trainable": n_trainable,
-                   "final": progress.history[-1] if progress.history else {}, "history": progress.history}
+        metrics = {"stage": args.name, "steps": progress.step, "ended_by": loop.ended_by(progress, stage_cfg),
+                   "train_minutes": progress.train_s / 60, "tokens_per_s": progress.tokens / max(progress.train_s, 1e-9),
+                   "params_trainable": n_trainable, "final": progress.history[-1] if progress.history else {},
+                   "history": progress.history, "curve": progress.curve}
         _write_json(metrics, args.out / "metrics.json")
         run.log_artifact(args.out / "metrics.json")
-    print(f"train {args.name}: {progress.step} steps in {progress.train_s / 60:.1f} min, "
+    print(f"train {args.name}: {progress.step} steps in {progress.train_s / 60:.1f} min "
+          f"(ended by {metrics['ended_by']}), "
           f"dev {metrics['final']}", file=sys.stderr)
     return 0
 
@@ -152,7 +156,7 @@ def run_encode(args) -> int:
 
 def run_report(args) -> int:
     from soundflow import tracking
-    from soundflow.train import report
+    from soundflow.train import curves, report
 
     cfg = json.loads(args.cfg)
     with tracking.stage_run("train_report", cfg) as run:
@@ -163,10 +167,13 @@ def run_report(args) -> int:
         lm_minutes = sum(m["train_minutes"] for m in stage_metrics if m["stage"] != "s0")
         metrics["tokens_per_s"] = tokens / max(lm_minutes * 60, 1e-9)
         metrics["stages"] = {m["stage"]: {"minutes": round(m["train_minutes"], 2), "steps": m["steps"],
-                                          "final": m["final"]} for m in stage_metrics}
+                                          "ended_by": m["ended_by"], "final": m["final"]} for m in stage_metrics}
         _write_json(metrics, args.out)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         run.log_artifact(args.out)
+        if args.figure:
+            curves.plot(stage_metrics, args.figure)
+            run.log_artifact(args.figure)
     print(json.dumps({k: v for k, v in metrics.items() if k != "stages"}, indent=1), file=sys.stderr)
     return 0
 

@@ -1,12 +1,17 @@
 """The training loop every stage shares: bounded by steps and by minutes of training time, seeded,
-resumable from its last DeepSpeed checkpoint, with per-step MLflow metrics and timed evaluations.
+resumable from its last DeepSpeed checkpoint (to the same weights as a run never stopped), with
+per-step MLflow metrics and timed evaluations.
 
-The clock counts training steps only (evaluations pause it), and the learning rate follows it:
-linear warm-up over the first `warmup` share of the budget, then cosine to 1 % (feasibility.md:
-a schedule driven by elapsed time makes the most of a fixed budget).
+The learning rate warms up linearly over the first `warmup` share of the budget, then follows a
+cosine to 1 %. A stage with `max_steps` (the tiny profile) schedules by steps and is deterministic:
+the same steps, learning rates and batches on every run, so its numbers do not move with the
+machine's speed; its `minutes` are only a cap. A stage without (`max_steps: null`, the paper
+profile) spends its minutes, the schedule driven by elapsed time (feasibility.md: that makes the
+most of a fixed budget). The clock counts training steps only; evaluations pause it.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -29,7 +34,15 @@ class Progress:
     step: int = 0
     train_s: float = 0.0
     tokens: int = 0
-    history: list[dict] = field(default_factory=list)
+    epoch: int = 0
+    batch: int = 0  # batches of `epoch` already trained on
+    history: list[dict] = field(default_factory=list)  # dev metrics at each evaluation
+    curve: list[dict] = field(default_factory=list)  # training losses every `log_every` steps
+
+
+def budget_share(progress: Progress, max_steps: int | None, budget_s: float) -> float:
+    """How far the stage is through the budget its schedule follows: steps if bounded, else time."""
+    return progress.step / max_steps if max_steps else progress.train_s / budget_s
 
 
 def lr_at(share: float, peak: float, warmup: float) -> float:
@@ -65,13 +78,13 @@ def train(
     progress = _resume(engine, ckpt_dir, fingerprint)
     budget_s = cfg["minutes"] * 60
     next_eval = (progress.train_s // cfg["eval_every_s"] + 1) * cfg["eval_every_s"]
-    epoch = 0
     while not _done(progress, cfg, budget_s):
-        for batch in batches(epoch):
+        # a resumed stage replays its epoch up to the checkpoint, so it trains on the batches it would have
+        for batch in itertools.islice(batches(progress.epoch), progress.batch, None):
             if _done(progress, cfg, budget_s):
                 break
             t0 = time.perf_counter()
-            lr = lr_at(progress.train_s / budget_s, cfg["lr"], cfg["warmup"])
+            lr = lr_at(budget_share(progress, cfg["max_steps"], budget_s), cfg["lr"], cfg["warmup"])
             for group in optimizer.param_groups:
                 group["lr"] = lr
             engine.train()
@@ -80,6 +93,7 @@ def train(
             engine.backward(out["loss"])
             engine.step()
             progress.step += 1
+            progress.batch += 1
             progress.train_s += time.perf_counter() - t0
             progress.tokens += int(out.get("tokens", 0))
             if progress.step % cfg["log_every"] == 0:
@@ -87,6 +101,8 @@ def train(
                 scalars.update(lr=lr, train_minutes=progress.train_s / 60,
                                tokens_per_s=progress.tokens / max(progress.train_s, 1e-9))
                 log(scalars, progress.step)
+                progress.curve.append({"step": progress.step, "train_minutes": progress.train_s / 60,
+                                       **{k: v for k, v in scalars.items() if k.startswith("loss")}})
             if progress.train_s >= next_eval:
                 _evaluate(engine.module, evaluate, progress, log)
                 next_eval += cfg["eval_every_s"]
@@ -94,19 +110,26 @@ def train(
                 _checkpoint(engine, ckpt_dir, progress)
             if os.environ.get(FAULT_ENV) == str(progress.step):
                 os._exit(17)
-        epoch += 1
+        else:
+            progress.epoch, progress.batch = progress.epoch + 1, 0
     _evaluate(engine.module, evaluate, progress, log)
     _checkpoint(engine, ckpt_dir, progress)
     return progress
 
 
 def _done(progress: Progress, cfg: dict, budget_s: float) -> bool:
-    return progress.step >= cfg["max_steps"] or progress.train_s >= budget_s
+    return bool(cfg["max_steps"]) and progress.step >= cfg["max_steps"] or progress.train_s >= budget_s
+
+
+def ended_by(progress: Progress, cfg: dict) -> str:
+    """Which bound ended the stage: "steps" (reproducible) or "minutes" (the machine's speed decided)."""
+    return "steps" if cfg["max_steps"] and progress.step >= cfg["max_steps"] else "minutes"
 
 
 def _evaluate(model, evaluate, progress: Progress, log) -> None:
     model.eval()
-    with torch.no_grad(), autocast("bf16"):
+    # evaluations run on the clock, not at fixed steps: keep them off the training RNG stream
+    with torch.random.fork_rng(), torch.no_grad(), autocast("bf16"):
         metrics = evaluate(model)
     progress.history.append({"step": progress.step, "train_minutes": progress.train_s / 60, **metrics})
     log({f"dev_{k}": v for k, v in metrics.items()}, progress.step)
@@ -116,7 +139,8 @@ def _checkpoint(engine, ckpt_dir: Path, progress: Progress) -> None:
     """Keep only the newest checkpoint: DeepSpeed writes it, then `latest` points at it."""
     tag = f"step{progress.step:07d}"
     state = {"step": progress.step, "train_s": progress.train_s, "tokens": progress.tokens,
-             "history": json.dumps(progress.history)}
+             "epoch": progress.epoch, "batch": progress.batch, "rng": torch.get_rng_state(),
+             "history": json.dumps(progress.history), "curve": json.dumps(progress.curve)}
     engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state=state)
     for old in ckpt_dir.glob("step*"):
         if old.name != tag:
@@ -135,5 +159,6 @@ def _resume(engine, ckpt_dir: Path, fingerprint: str) -> Progress:
         return Progress()
     _, state = engine.load_checkpoint(str(ckpt_dir))
     print(f"resumed from {ckpt_dir} at step {state['step']}", file=sys.stderr, flush=True)
-    return Progress(step=state["step"], train_s=state["train_s"], tokens=state["tokens"],
-                    history=json.loads(state["history"]))
+    torch.set_rng_state(state["rng"])  # dropout continues as if never stopped
+    return Progress(step=state["step"], train_s=state["train_s"], tokens=state["tokens"], epoch=state["epoch"],
+                    batch=state["batch"], history=json.loads(state["history"]), curve=json.loads(state["curve"]))

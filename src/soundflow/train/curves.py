@@ -1,0 +1,76 @@
+"""Learning curves of the staged training, drawn from the stages' metrics.json (the same losses and dev
+metrics each stage logs to its MLflow run): s0's CTC loss and held-out CER, then s1-s4 one after the
+other on a shared clock, with L_LM, L_stream and the dev decision accuracy."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from soundflow.audio import atomic_path
+
+
+def plot(stage_metrics: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_ctc, ax_lm) = plt.subplots(1, 2, figsize=(14, 4.5))
+    lm_stages = []
+    for m in stage_metrics:
+        if m["stage"] == "s0":
+            _ctc_panel(ax_ctc, m)
+        else:
+            lm_stages.append(m)
+    _lm_panel(ax_lm, lm_stages)
+    fig.tight_layout()
+    tmp = atomic_path(path)
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _ctc_panel(ax, m: dict) -> None:
+    ax.plot([c["train_minutes"] for c in m["curve"]], [c["loss"] for c in m["curve"]], color="C0", label="CTC loss")
+    ax.set_xlabel("s0 training minutes")
+    ax.set_ylabel("CTC loss (train batches)")
+    ax.set_title(f"s0 encoder warm-up: {m['steps']} steps")
+    dev = ax.twinx()
+    for key, style in (("cer_heldout_voice", "o-"), ("cer_unseen_engine", "s--")):
+        points = [h for h in m["history"] if key in h]
+        dev.plot([h["train_minutes"] for h in points], [h[key] for h in points], style, color="C3",
+                 label=f"dev {key.replace('_', ' ')}")
+    dev.set_ylabel("dev CER")
+    dev.set_ylim(0, 1)
+    _legend(ax, dev, loc="upper right")
+
+
+def _lm_panel(ax, stages: list[dict]) -> None:
+    """Stages one after the other: each starts where the previous one's training minutes ended."""
+    dev = ax.twinx()
+    offset = 0.0
+    for i, m in enumerate(stages):
+        x = [offset + c["train_minutes"] for c in m["curve"]]
+        for key, color in (("loss_lm", "C0"), ("loss_stream", "C2")):
+            # a batch with no labels of this kind (offline samples have no decisions) logs 0: leave a gap
+            ax.plot(x, [c[key] or float("nan") for c in m["curve"]], color=color, label=key if i == 0 else None)
+        points = [h for h in m["history"] if "decision_accuracy" in h]
+        dev.plot([offset + h["train_minutes"] for h in points], [h["decision_accuracy"] for h in points], "o",
+                 color="C3", label="dev decision accuracy (teacher-forced)" if i == 0 else None)
+        ax.axvline(offset, color="grey", lw=0.6)
+        ax.text(offset, 0.99 - 0.05 * (i % 2), f" {m['stage']}", transform=ax.get_xaxis_transform(), va="top",
+                fontsize=8)  # staggered: the short stages s1 and s2 sit close together
+        offset += m["train_minutes"]
+    ax.set_yscale("log")
+    ax.set_xlabel("training minutes, s1-s4 in sequence")
+    ax.set_ylabel("loss (train batches)")
+    ax.set_title("LM stages: L_LM and L_stream")
+    dev.set_ylabel("dev decision accuracy")
+    dev.set_ylim(0.4, 1)
+    _legend(ax, dev, loc="center right")
+
+
+def _legend(ax, twin, loc: str) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = twin.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, fontsize=8, loc=loc)
