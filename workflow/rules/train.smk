@@ -1,8 +1,11 @@
 # Staged training (DESIGN section 7). s0 trains the encoder with CTC; its frames are cached once
 # (rule encode_frames) and s1..s4 and the offline baseline train on them. Every job is one DeepSpeed
 # process (CPU + gloo here); resumable from data/models/<stage>/checkpoints.
-TRAIN_CODE = src_files("train", "models", "tokens") + ["src/soundflow/layout.py", "src/soundflow/features.py"]
-REPORT_CODE = TRAIN_CODE + ["src/soundflow/runtime/decoder.py"]  # the dev report decodes with the runtime's decoder
+# report.py and curves.py serve train_report only: editing them reruns the report, not the training
+REPORT_ONLY = ["src/soundflow/train/report.py", "src/soundflow/train/curves.py"]
+TRAIN_CODE = [f for f in src_files("train", "models", "tokens") if f not in REPORT_ONLY] + [
+    "src/soundflow/layout.py", "src/soundflow/features.py"]
+REPORT_CODE = TRAIN_CODE + REPORT_ONLY + ["src/soundflow/runtime/decoder.py"]  # the dev report decodes with the runtime's decoder
 NEXT = {"s1": "s0", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "s0"}
 
 

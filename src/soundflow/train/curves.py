@@ -16,13 +16,8 @@ def plot(stage_metrics: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_ctc, ax_lm) = plt.subplots(1, 2, figsize=(14, 4.5))
-    lm_stages = []
-    for m in stage_metrics:
-        if m["stage"] == "s0":
-            _ctc_panel(ax_ctc, m)
-        else:
-            lm_stages.append(m)
-    _lm_panel(ax_lm, lm_stages)
+    _ctc_panel(ax_ctc, next(m for m in stage_metrics if m["stage"] == "s0"))
+    _lm_panel(ax_lm, [m for m in stage_metrics if m["stage"] != "s0"])
     fig.tight_layout()
     tmp = atomic_path(path)
     fig.savefig(tmp, dpi=110, format="png")

@@ -117,13 +117,17 @@ def train(
     return progress
 
 
+def _steps_done(progress: Progress, cfg: dict) -> bool:
+    return bool(cfg["max_steps"]) and progress.step >= cfg["max_steps"]
+
+
 def _done(progress: Progress, cfg: dict, budget_s: float) -> bool:
-    return bool(cfg["max_steps"]) and progress.step >= cfg["max_steps"] or progress.train_s >= budget_s
+    return _steps_done(progress, cfg) or progress.train_s >= budget_s
 
 
 def ended_by(progress: Progress, cfg: dict) -> str:
     """Which bound ended the stage: "steps" (reproducible) or "minutes" (the machine's speed decided)."""
-    return "steps" if cfg["max_steps"] and progress.step >= cfg["max_steps"] else "minutes"
+    return "steps" if _steps_done(progress, cfg) else "minutes"
 
 
 def _evaluate(model, evaluate, progress: Progress, log) -> None:
