@@ -1,10 +1,14 @@
 """Composition: layout, response timeline, scene constraint and word-level ASR timing."""
+import json
+
 import numpy as np
+import polars as pl
 import pytest
 
 from soundflow import CHUNK_SECONDS
-from soundflow.data import compose, tts
-from soundflow.data.compose import chunk_of, speech_span, word_times
+from soundflow.data import compose, report, tts
+from soundflow.data.align import speech_span, word_times
+from soundflow.data.compose import chunk_of
 from soundflow.data.plan import ItemPlan, PlanContext, Reply, Turn
 
 CFG = {
@@ -67,6 +71,7 @@ def test_timeline_follows_the_turns(plan_and_clips):
     assert len(asr) >= 3 and [e["chunk"] for e in asr] == sorted({e["chunk"] for e in asr})
     turn0 = out.turns[0]
     assert asr[-1]["chunk"] <= chunk_of(turn0["end_s"]) + 1
+    assert json.loads(turn0["meta"])["word_timing"] == "aligned"
     # The rain turn must be ignored over its whole span.
     assert [(e["turn"], e["kind"]) for e in silent] == [(1, "event")]
     assert silent[0]["t_s"] == pytest.approx(out.turns[1]["start_s"], abs=1e-3)
@@ -102,3 +107,20 @@ def test_compose_is_deterministic(plan_and_clips):
     plan, clip_dir = plan_and_clips
     a, b = compose.compose(plan, clip_dir, CFG), compose.compose(plan, clip_dir, CFG)
     assert np.array_equal(a.audio, b.audio) and a.timeline == b.timeline
+
+
+def test_words_the_aligner_does_not_know_get_estimated_times(plan_and_clips):
+    _, clip_dir = plan_and_clips
+    ctx, voice = PlanContext(CFG, "train", 8), "espeak:en-us+m1"
+    sentences = ["the kettle in the kitchen is boiling now", "zorblax fixed the kettle"]  # "zorblax": no pronunciation
+    turns = [Turn([ctx.say(s, voice=voice)], Reply(s, timing="words", kind="asr"), "sentence") for s in sentences]
+    plan = ItemPlan(id="t-2", ability="x", sub_task="y", split="train", mode="online", seed=4, instruction="",
+                    lang="en", user_voice=voice, turns=turns, noise="none", background_events=[])
+    for p in (p for t in turns for p in t.pieces):
+        tts.synthesize_to_cache(tts.ClipRequest(p.voice, p.label, tts.Style(**p.style)), clip_dir)
+    out = compose.compose(plan, clip_dir, CFG)
+    assert [json.loads(t["meta"])["word_timing"] for t in out.turns] == ["aligned", "estimated"]
+    for i, sentence in enumerate(sentences):
+        assert " ".join(e["text"] for e in out.timeline if e["turn"] == i) == sentence
+    frame = pl.DataFrame({"turns": [out.turns, out.turns[:1]]})
+    assert report.word_timing_counts(frame) == {"aligned": 2, "estimated": 1}

@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             metrics[f"items.{row['split']}.{row['sub_task']}"] = row["items"]
             metrics[f"hours.{row['split']}.{row['sub_task']}"] = row["hours"]
         run.log_metrics(metrics)
-        summary = {split: {"items": metrics[f"{split}_items"], "hours": round(metrics[f"{split}_hours"], 4)}
-                   for split in frames}
+        summary = {split: {"items": metrics[f"{split}_items"], "hours": round(metrics[f"{split}_hours"], 4),
+                           "asr_word_timing": report.word_timing_counts(frame)}
+                   for split, frame in frames.items()}
         report.write_json(summary, args.report_dir / "corpus_summary.json")
         run.log_artifact(args.report_dir / "corpus.csv")
         run.log_artifact(args.report_dir / "corpus_summary.json")

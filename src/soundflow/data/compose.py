@@ -17,10 +17,12 @@ import numpy as np
 from soundflow import CHUNK_SECONDS, SAMPLE_RATE
 from soundflow.audio import read_audio
 from soundflow.data import events, mix, tfjp, tts
+from soundflow.data.align import speech_span, word_ends, word_times
 from soundflow.data.plan import ItemPlan, Piece, Turn, derive_seed
 
 SR = SAMPLE_RATE
-WORD_LAG_S = 0.2  # a word is written 200 ms after its estimated end, so the encoder has heard it
+ALIGNED_LAG_S = 0.1  # a word is written 100 ms after its aligned end: one ending late in a chunk goes to the next
+WORD_LAG_S = 0.2  # ... 200 ms after its estimated end, where the aligner does not know a word (a coarser time)
 EARLY_S = 1.2  # proactive / notify replies are due 1.2 s after the sound starts (or when it ends)
 TAIL_S = 1.2  # listening time after the last turn
 NOISE_KINDS = ("white", "pink", "brown", "babble")
@@ -58,20 +60,6 @@ def render_piece(piece: Piece, clip_dir: Path, p_real: float) -> tuple[np.ndarra
 def _shape(audio: np.ndarray) -> np.ndarray:
     """Events keep their rhythm (no silence cut); only the 200 ms boundary snap and the 20 ms taper apply."""
     return tfjp.spec_smooth(tfjp.boundary_norm(audio, SR), SR)
-
-
-def speech_span(audio: np.ndarray) -> tuple[float, float]:
-    """Start and end (s) of the voiced part of a clip: 10 ms frames within 35 dB of the loudest."""
-    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
-    energy = np.sqrt(np.mean(frames**2, axis=1) + 1e-12)
-    active = np.flatnonzero(energy > energy.max() * 10 ** (-35 / 20))
-    return active[0] * 0.01, (active[-1] + 1) * 0.01
-
-
-def word_times(words: list[str], start: float, end: float) -> list[float]:
-    """Estimated end time of each word: the voiced span shared out by character count."""
-    weights = np.cumsum([len(w) + 1 for w in words], dtype=float)
-    return list(start + (end - start) * weights / weights[-1])
 
 
 def compose(plan: ItemPlan, clip_dir: Path, cfg: dict) -> Composed:
@@ -161,13 +149,20 @@ def _timeline(turns: list[Turn], rendered, spans) -> list[dict]:
 
 
 def _word_entries(turn: Turn, clips, piece_spans, index: int) -> list[dict]:
-    """Incremental transcript: each chunk carries the words that ended (plus a lag) inside it."""
+    """Incremental transcript: each chunk carries the words that ended (plus a lag) inside it.
+
+    Word ends come from forced alignment of the clean clip; a clip with a word outside the aligner's
+    dictionary falls back to the voiced span shared out by characters; the turn's meta says which
+    (`word_timing`: aligned | estimated), and the corpus summary counts both.
+    """
     (audio, _), (s0, s1) = clips[-1], piece_spans[-1]
-    v0, v1 = speech_span(audio)
     words = turn.reply.text.split()
+    ends, lag, turn.meta["word_timing"] = word_ends(audio, words), ALIGNED_LAG_S, "aligned"
+    if ends is None:
+        ends, lag, turn.meta["word_timing"] = word_times(words, *speech_span(audio)), WORD_LAG_S, "estimated"
     by_chunk: dict[int, list[str]] = {}
-    for word, t_end in zip(words, word_times(words, s0 + v0, s0 + v1)):
-        by_chunk.setdefault(chunk_of(t_end + WORD_LAG_S), []).append(word)
+    for word, t_end in zip(words, ends):
+        by_chunk.setdefault(chunk_of(s0 + t_end + lag), []).append(word)
     return [
         _entry(c, c * CHUNK_SECONDS + CHUNK_SECONDS, s1, "respond", " ".join(ws), "normal", turn.reply.lang, index, "asr")
         for c, ws in sorted(by_chunk.items())

@@ -28,6 +28,17 @@ def corpus_table(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
+def word_timing_counts(frame: pl.DataFrame) -> dict[str, int]:
+    """How many word-timed (ASR) turns got aligned word ends and how many estimated ones."""
+    counts = {"aligned": 0, "estimated": 0}
+    for turns in frame["turns"]:
+        for turn in turns:
+            timing = json.loads(turn["meta"]).get("word_timing")
+            if timing:
+                counts[timing] += 1
+    return counts
+
+
 def write_table(table: pl.DataFrame, path: Path) -> None:
     tmp = atomic_path(path)
     table.write_csv(tmp)
