@@ -45,6 +45,13 @@ def test_lr_follows_time_budget():
     assert all(a >= b for a, b in zip(values, values[1:]))
 
 
+def test_spec_augment_starts_at_its_epoch():
+    cfg = {"spec_augment": True, "spec_augment_from_epoch": 4}
+    assert [stages.spec_augment_on(cfg, e) for e in range(6)] == [False] * 4 + [True] * 2
+    assert stages.spec_augment_on({"spec_augment": True}, 0)
+    assert not stages.spec_augment_on({**cfg, "spec_augment": False}, 5)
+
+
 def test_spec_augment_masks_within_length():
     feats = torch.ones(2, 300, 80)
     lengths = torch.tensor([300, 120])

@@ -151,9 +151,10 @@ def _timeline(turns: list[Turn], rendered, spans) -> list[dict]:
 def _word_entries(turn: Turn, clips, piece_spans, index: int) -> list[dict]:
     """Incremental transcript: each chunk carries the words that ended (plus a lag) inside it.
 
-    Word ends come from forced alignment of the clean clip; a clip with a word outside the aligner's
-    dictionary falls back to the voiced span shared out by characters; the turn's meta says which
-    (`word_timing`: aligned | estimated), and the corpus summary counts both.
+    Word ends come from forced alignment of the clean clip; a clip the aligner cannot align (a word
+    outside its dictionary, or no path through the audio) falls back to the voiced span shared out by
+    characters. The turn's meta says which (`word_timing`: aligned | estimated); the corpus summary
+    counts both.
     """
     (audio, _), (s0, s1) = clips[-1], piece_spans[-1]
     words = turn.reply.text.split()

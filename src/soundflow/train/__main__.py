@@ -70,7 +70,7 @@ def run_stage(args) -> int:
 
             def batches(epoch):
                 return stages.ctc_batches(segments, stage_cfg["max_frames"], stage_cfg["seed"], epoch,
-                                          stage_cfg["spec_augment"])
+                                          stages.spec_augment_on(stage_cfg, epoch))
 
             loss_fn, evaluate = stages.ctc_loss, lambda m: stages.ctc_evaluate(m, dev)
         else:

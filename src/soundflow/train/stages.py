@@ -78,6 +78,12 @@ def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, rng: np.random.Gene
     return feats
 
 
+def spec_augment_on(stage_cfg: dict, epoch: int) -> bool:
+    """SpecAugment from epoch `spec_augment_from_epoch` on (default 0): the first epochs learn fast on clean
+    features, the later ones gain the augmentation's robustness to held-out voices."""
+    return bool(stage_cfg["spec_augment"]) and epoch >= stage_cfg.get("spec_augment_from_epoch", 0)
+
+
 def ctc_batches(segments: list[dict], max_frames: int, seed: int, epoch: int, augment: bool):
     rng = np.random.default_rng(seed + epoch)
     lengths = np.array([s["features"].shape[0] for s in segments])
