@@ -1,4 +1,4 @@
-"""Audio file I/O shared by every stage: one clear error per bad file, atomic writes.
+"""Audio file I/O shared by every stage: one clear error per bad file, atomic writes (files and figures).
 
 soundfile reads WAV/FLAC/OGG/MP3 with no system dependency (reference/env.md section 3);
 resampling uses scipy's polyphase filter so corpus synthesis needs no torch.
@@ -78,6 +78,21 @@ def atomic_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] as little-endian 16-bit PCM samples (what pocketsphinx takes)."""
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Write a matplotlib figure as PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    tmp = atomic_path(path)
+    fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def rms_db(audio: np.ndarray) -> float:

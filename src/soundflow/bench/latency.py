@@ -21,7 +21,6 @@ on 0.4 s; other lengths only measure cost), and one long stream measures memory 
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from soundflow import SAMPLE_RATE
-from soundflow.audio import atomic_path, read_audio
+from soundflow.audio import read_audio, save_figure
 from soundflow.bench.streams import BenchContext, load_manifest, load_rows
 from soundflow.runtime import Event, StreamingSession, load_bundle, run_stream
 
@@ -213,10 +212,7 @@ def plot(result: dict, path: Path) -> None:
     ax3.set_ylabel("real-time factor")
     ax2.set_title("Runtime cost per chunk length (sync)")
     fig.tight_layout()
-    tmp = atomic_path(path)
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def run(ctx: BenchContext) -> dict:

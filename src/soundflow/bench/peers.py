@@ -30,7 +30,7 @@ from time import perf_counter
 import numpy as np
 
 from soundflow import SAMPLE_RATE
-from soundflow.audio import as_mono
+from soundflow.audio import as_mono, pcm16
 from soundflow.layout import CHUNK_SECONDS
 
 
@@ -135,10 +135,6 @@ class PocketsphinxPeer(_Peer):
             raise PeerUnavailable(f"PocketsphinxPeer: model expects {rate} Hz, the corpus is {SAMPLE_RATE} Hz")
         self.load_s = perf_counter() - t0
 
-    @staticmethod
-    def _pcm(x: np.ndarray) -> np.ndarray:
-        return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2")
-
     def _hyp(self) -> str:
         hyp = self.decoder.hyp()
         return " ".join(hyp.hypstr.split()) if hyp is not None else ""
@@ -151,7 +147,7 @@ class PocketsphinxPeer(_Peer):
         if reset:
             self.decoder.reinit_feat()
         self.decoder.start_utt()
-        self.decoder.process_raw(self._pcm(x).tobytes(), False, True)  # full_utt: whole-clip CMN
+        self.decoder.process_raw(pcm16(x).tobytes(), False, True)  # full_utt: whole-clip CMN
         self.decoder.end_utt()
         text = self._hyp()
         self._account(x.size, perf_counter() - t0)
@@ -176,7 +172,7 @@ class PocketsphinxPeer(_Peer):
         if not chunk_s > 0:
             raise ValueError(f"PocketsphinxPeer.stream: chunk_s must be > 0, got {chunk_s}")
         step = max(1, round(chunk_s * SAMPLE_RATE))
-        pcm = self._pcm(x)
+        pcm = pcm16(x)
         out: list[tuple[float, str]] = []
         ready = 0.0
         start = perf_counter()

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from soundflow.audio import atomic_path
+from soundflow.audio import atomic_path, save_figure
 from soundflow.bench.gate import lookup
 
 PAPER_NOTE = ("Paper numbers (arXiv 2606.05121, a 3B model trained on 2.3 M items on 32 H100s, real benchmark "
@@ -145,10 +145,7 @@ def plot_proactive(data: dict, path: Path) -> None:
     ax.set_title("Proactive-Sound-Bench-mini")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = atomic_path(path)
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def build(metrics_dir: Path, out: Path, figures: Path) -> None:

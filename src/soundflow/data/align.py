@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from soundflow.audio import pcm16
+
 FRAME_S = 0.01  # pocketsphinx frame shift
 FILLERS = ("<s>", "</s>", "<sil>")
 DITHER = 1e-3  # standard deviation of the noise added before alignment (-60 dBFS)
@@ -55,7 +57,7 @@ def word_ends(audio: np.ndarray, words: list[str]) -> list[float] | None:
     # TTS clips hold runs of digital zeros, on which pocketsphinx's features break down and the alignment
     # of most espeak clips fails; a fixed -60 dBFS dither (seeded: the same times every run) fixes that.
     dither = np.random.default_rng(0).normal(0.0, DITHER, len(audio))
-    pcm = (np.clip(audio + dither, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    pcm = pcm16(audio + dither).tobytes()
     decoder.set_align_text(" ".join(words))
     decoder.start_utt()
     decoder.process_raw(pcm, False, True)  # full_utt: cepstral mean over the whole clip

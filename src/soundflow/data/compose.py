@@ -22,7 +22,7 @@ from soundflow.data.plan import ItemPlan, Piece, Turn, derive_seed
 
 SR = SAMPLE_RATE
 ALIGNED_LAG_S = 0.1  # a word is written 100 ms after its aligned end: one ending late in a chunk goes to the next
-WORD_LAG_S = 0.2  # ... 200 ms after its estimated end, where the aligner does not know a word (a coarser time)
+WORD_LAG_S = 0.2  # ... 200 ms after its estimated end, where the clip cannot be aligned (a coarser time)
 EARLY_S = 1.2  # proactive / notify replies are due 1.2 s after the sound starts (or when it ends)
 TAIL_S = 1.2  # listening time after the last turn
 NOISE_KINDS = ("white", "pink", "brown", "babble")

@@ -14,7 +14,7 @@ import polars as pl  # noqa: E402
 from scipy.signal import spectrogram  # noqa: E402
 
 from soundflow import CHUNK_SECONDS, SAMPLE_RATE  # noqa: E402
-from soundflow.audio import atomic_path, read_audio  # noqa: E402
+from soundflow.audio import atomic_path, read_audio, save_figure  # noqa: E402
 
 
 def corpus_table(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -67,10 +67,7 @@ def plot_example(row: dict, corpus_dir: Path, path: Path) -> None:
     ax.set(xlabel="time (s)", ylabel="kHz", ylim=(0, 8),
            title=f"{row['id']} ({row['sub_task']}): green = response chunk, shaded = must stay silent")
     fig.tight_layout()
-    tmp = atomic_path(path).with_suffix(".png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=90)
 
 
 def write_examples(frame: pl.DataFrame, corpus_dir: Path, out_dir: Path, n: int) -> list[Path]:

@@ -3,10 +3,9 @@ metrics each stage logs to its MLflow run): s0's CTC loss and held-out CER, then
 other on a shared clock, with L_LM, L_stream and the dev decision accuracy."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from soundflow.audio import atomic_path
+from soundflow.audio import save_figure
 
 
 def plot(stage_metrics: list[dict], path: Path) -> None:
@@ -19,10 +18,7 @@ def plot(stage_metrics: list[dict], path: Path) -> None:
     _ctc_panel(ax_ctc, next(m for m in stage_metrics if m["stage"] == "s0"))
     _lm_panel(ax_lm, [m for m in stage_metrics if m["stage"] != "s0"])
     fig.tight_layout()
-    tmp = atomic_path(path)
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def _ctc_panel(ax, m: dict) -> None:
