@@ -75,14 +75,20 @@ def test_timeline_follows_the_turns(plan_and_clips):
     # The rain turn must be ignored over its whole span.
     assert [(e["turn"], e["kind"]) for e in silent] == [(1, "event")]
     assert silent[0]["t_s"] == pytest.approx(out.turns[1]["start_s"], abs=1e-3)
-    # The alarm is answered early: 1.2 s after it starts, or when it ends.
+    # The alarm is answered early: 1.2 s after it starts, or END_LAG_S after it falls silent.
     alarm = next(e for e in respond if e["turn"] == 2)
-    start, end = out.turns[2]["start_s"], out.turns[2]["end_s"]
-    assert alarm["t_s"] == pytest.approx(min(start + compose.EARLY_S, end), abs=1e-3)
+    start = out.turns[2]["start_s"]
+    heard_end = start + speech_span(compose.render_piece(plan.turns[2].pieces[0], clip_dir, 0.0)[0])[1]
+    assert alarm["t_s"] == pytest.approx(min(start + compose.EARLY_S, heard_end + compose.END_LAG_S), abs=1e-3)
     assert alarm["chunk"] == chunk_of(alarm["t_s"]) and alarm["emotion"] == "urgent"
-    # The question is answered after the chunk in which it ends; one decision per chunk.
+    # The question is answered END_LAG_S after its last voiced frame (not at the clip's padded end);
+    # one decision per chunk.
     answer = next(e for e in respond if e["turn"] == 3)
-    assert answer["chunk"] == chunk_of(out.turns[3]["end_s"])
+    clip = compose.render_piece(plan.turns[3].pieces[0], clip_dir, 0.0)[0]
+    heard_end = out.turns[3]["start_s"] + speech_span(clip)[1]
+    assert heard_end < out.turns[3]["end_s"], "the clip ends in padding after its voice"
+    assert answer["t_s"] == pytest.approx(heard_end + compose.END_LAG_S, abs=1e-3)
+    assert answer["chunk"] == chunk_of(answer["t_s"])
     assert len({e["chunk"] for e in respond}) == len(respond)
 
 

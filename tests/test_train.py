@@ -1,7 +1,9 @@
 """Training: parameter groups, schedule, augmentation, DeepSpeed config, and resume after a kill."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -43,6 +45,19 @@ def test_lr_follows_time_budget():
     assert loop.lr_at(1.0, 1.0, 0.1) == pytest.approx(0.01)
     values = [loop.lr_at(x, 1.0, 0.1) for x in np.linspace(0.1, 1.0, 20)]
     assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_select_filters_by_mode_and_prefix_and_repeats():
+    data = SimpleNamespace(index=pl.DataFrame({"mode": ["online", "online", "offline", "online"],
+                                               "sub_task": ["asr_clean", "chat_qa", "asr_clean", "st_en2zh"]}))
+    assert stages.select(data, {"modes": ["online"], "sub_tasks": ["all"]}).tolist() == [0, 1, 3]
+    assert stages.select(data, {"modes": ["online", "offline"], "sub_tasks": ["asr_", "st_"]}).tolist() == [0, 2, 3]
+    repeated = stages.select(data, {"modes": ["online", "offline"], "sub_tasks": ["all"], "repeat": {"asr_": 3}})
+    assert repeated.tolist() == [0, 0, 0, 1, 2, 2, 2, 3]
+    with pytest.raises(ValueError, match=r"data.repeat\['asr_'\] must be an integer >= 1"):
+        stages.select(data, {"modes": ["online"], "sub_tasks": ["all"], "repeat": {"asr_": 0}})
+    with pytest.raises(ValueError, match="no samples match"):
+        stages.select(data, {"modes": ["offline"], "sub_tasks": ["st_"]})
 
 
 def test_spec_augment_starts_at_its_epoch():

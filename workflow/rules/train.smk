@@ -33,12 +33,14 @@ rule encode_frames:
         code=TRAIN_CODE,
     output:
         directory("data/frames"),
+    params:
+        precision=config["train"]["common"]["precision"],
     threads: workflow.cores
     log:
         "logs/encode_frames.log",
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m soundflow.train encode --model {input.model} "
-        "--tokens {input.tokens} --out {output} 2> >(tee {log} >&2)"
+        "--tokens {input.tokens} --precision {params.precision} --out {output} 2> >(tee {log} >&2)"
 
 
 rule train_stage:

@@ -23,6 +23,8 @@ from soundflow.data.plan import ItemPlan, Piece, Turn, derive_seed
 SR = SAMPLE_RATE
 ALIGNED_LAG_S = 0.1  # a word is written 100 ms after its aligned end: one ending late in a chunk goes to the next
 WORD_LAG_S = 0.2  # ... 200 ms after its estimated end, where the clip cannot be aligned (a coarser time)
+END_LAG_S = 0.2  # a reply at the end of a turn is due 200 ms after its last voiced frame, not at the clip's end:
+# clips end in 0-200 ms of padding (tfjp boundary_norm) that the listener cannot see, which made the due chunk a coin flip
 EARLY_S = 1.2  # proactive / notify replies are due 1.2 s after the sound starts (or when it ends)
 TAIL_S = 1.2  # listening time after the last turn
 NOISE_KINDS = ("white", "pink", "brown", "babble")
@@ -139,11 +141,9 @@ def _timeline(turns: list[Turn], rendered, spans) -> list[dict]:
         if reply.timing == "words":
             entries += _word_entries(turn, clips, piece_spans, i)
             continue
-        if reply.timing == "early":
-            s0, s1 = piece_spans[-1]
-            due = min(s0 + EARLY_S, s1)
-        else:
-            due = end
+        s0 = piece_spans[-1][0]
+        heard_end = s0 + speech_span(clips[-1][0])[1] + END_LAG_S
+        due = min(s0 + EARLY_S, heard_end) if reply.timing == "early" else heard_end
         entries.append(_entry(chunk_of(due), due, due, "respond", reply.text, reply.emotion, reply.lang, i, reply.kind))
     return _one_reply_per_chunk(entries)
 

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--model", required=True, type=Path)
     e.add_argument("--tokens", required=True, type=Path)
     e.add_argument("--out", required=True, type=Path)
+    e.add_argument("--precision", default="auto", help="bf16 | fp32 | auto (the faster on this machine)")
     r = sub.add_parser("report", help="dev metrics of the final model -> train.json")
     r.add_argument("--cfg", required=True)
     r.add_argument("--model", required=True, type=Path)
@@ -50,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_stage(args) -> int:
-    from soundflow import tracking
+    from soundflow import precision, tracking
     from soundflow.models import AudioInteractionModel
     from soundflow.train import loop, stages
 
     cfg = json.loads(args.cfg)
     stage_cfg = cfg["stage"]
+    stage_cfg["precision"] = precision.resolve(stage_cfg["precision"])  # logged, and part of the fingerprint
     model_dir = args.out / "model"
     with tracking.stage_run(f"train_{args.name}", cfg) as run:
         if args.init:
@@ -82,6 +84,7 @@ def run_stage(args) -> int:
                               run.log_metrics, fingerprint=_fingerprint(args, cfg))
         _save_model(model, args.tokens, model_dir)
         metrics = {"stage": args.name, "steps": progress.step, "ended_by": loop.ended_by(progress, stage_cfg),
+                   "precision": stage_cfg["precision"],
                    "train_minutes": progress.train_s / 60, "tokens_per_s": progress.tokens / max(progress.train_s, 1e-9),
                    "params_trainable": n_trainable, "final": progress.history[-1] if progress.history else {},
                    "history": progress.history, "curve": progress.curve}
@@ -125,15 +128,17 @@ def _write_json(data: dict, path: Path) -> None:
 
 
 @torch.no_grad()
-def encode_split(model, dataset) -> list[torch.Tensor]:
+def encode_split(model, dataset, precision: str) -> list[torch.Tensor]:
     """Frozen-encoder frames of every sample of a split, in index order (fp16, [n_chunks * 10, d])."""
     from tqdm import tqdm
+
+    from soundflow.precision import autocast
 
     out = []
     for i in tqdm(range(len(dataset)), desc=f"encode {dataset.folder.name}", unit="sample"):
         rec = dataset[i]
         feats = rec["features"].float().unsqueeze(0)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
+        with autocast(precision):
             frames, _ = model.encoder(feats)
         out.append(frames[0].to(torch.float16))
     return out
@@ -141,14 +146,16 @@ def encode_split(model, dataset) -> list[torch.Tensor]:
 
 def run_encode(args) -> int:
     from soundflow.models import AudioInteractionModel
+    from soundflow.precision import resolve
     from soundflow.tokens.dataset import ShardDataset
 
     model = AudioInteractionModel.from_pretrained(args.model).eval()
+    precision = resolve(args.precision)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for split in ("train", "dev"):
-        torch.save(encode_split(model, ShardDataset(args.tokens / split)), tmp / f"{split}.pt")
+        torch.save(encode_split(model, ShardDataset(args.tokens / split), precision), tmp / f"{split}.pt")
     shutil.rmtree(args.out, ignore_errors=True)
     os.replace(tmp, args.out)
     return 0
@@ -167,7 +174,8 @@ def run_report(args) -> int:
         lm_minutes = sum(m["train_minutes"] for m in stage_metrics if m["stage"] != "s0")
         metrics["tokens_per_s"] = tokens / max(lm_minutes * 60, 1e-9)
         metrics["stages"] = {m["stage"]: {"minutes": round(m["train_minutes"], 2), "steps": m["steps"],
-                                          "ended_by": m["ended_by"], "final": m["final"]} for m in stage_metrics}
+                                          "ended_by": m["ended_by"], "precision": m.get("precision"),
+                                          "final": m["final"]} for m in stage_metrics}
         _write_json(metrics, args.out)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         run.log_artifact(args.out)

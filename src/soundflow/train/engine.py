@@ -29,7 +29,7 @@ def ds_config(cfg: dict, on_gpu: bool) -> dict:
         "gradient_accumulation_steps": 1,
         "gradient_clipping": cfg["grad_clip"],
         "zero_optimization": {"stage": cfg["zero_stage"]},
-        # On GPUs DeepSpeed runs bf16 itself; on the CPU the loop uses bf16 autocast (1.55x, feasibility.md).
+        # On GPUs DeepSpeed runs bf16 itself; on the CPU the loop autocasts (soundflow.precision).
         "bf16": {"enabled": on_gpu and cfg["precision"] == "bf16"},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,

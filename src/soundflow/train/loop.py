@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from soundflow.precision import autocast
 from soundflow.train.engine import make_engine
 
 FAULT_ENV = "SOUNDFLOW_FAULT_AT_STEP"  # tests: die (os._exit) right after this step, as a kill would
@@ -50,11 +51,6 @@ def lr_at(share: float, peak: float, warmup: float) -> float:
         return peak * max(share / warmup, 0.01)
     t = min((share - warmup) / max(1 - warmup, 1e-9), 1.0)
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def autocast(precision: str):
-    on_cpu = not torch.cuda.is_available()
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on_cpu and precision == "bf16")
 
 
 def train(
@@ -104,7 +100,7 @@ def train(
                 progress.curve.append({"step": progress.step, "train_minutes": progress.train_s / 60,
                                        **{k: v for k, v in scalars.items() if k.startswith("loss")}})
             if progress.train_s >= next_eval:
-                _evaluate(engine.module, evaluate, progress, log)
+                _evaluate(engine.module, evaluate, progress, log, cfg["precision"])
                 next_eval += cfg["eval_every_s"]
             if progress.step % cfg["checkpoint_every"] == 0:
                 _checkpoint(engine, ckpt_dir, progress)
@@ -112,7 +108,7 @@ def train(
                 os._exit(17)
         else:
             progress.epoch, progress.batch = progress.epoch + 1, 0
-    _evaluate(engine.module, evaluate, progress, log)
+    _evaluate(engine.module, evaluate, progress, log, cfg["precision"])
     _checkpoint(engine, ckpt_dir, progress)
     return progress
 
@@ -130,10 +126,10 @@ def ended_by(progress: Progress, cfg: dict) -> str:
     return "steps" if _steps_done(progress, cfg) else "minutes"
 
 
-def _evaluate(model, evaluate, progress: Progress, log) -> None:
+def _evaluate(model, evaluate, progress: Progress, log, precision: str) -> None:
     model.eval()
     # evaluations run on the clock, not at fixed steps: keep them off the training RNG stream
-    with torch.random.fork_rng(), torch.no_grad(), autocast("bf16"):
+    with torch.random.fork_rng(), torch.no_grad(), autocast(precision):
         metrics = evaluate(model)
     progress.history.append({"step": progress.step, "train_minutes": progress.train_s / 60, **metrics})
     log({f"dev_{k}": v for k, v in metrics.items()}, progress.step)

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from soundflow import layout
 from soundflow.models import AudioInteractionModel
+from soundflow.precision import autocast, resolve
 from soundflow.runtime.decoder import TokenIds, decode_stream
 from soundflow.tokens.dataset import ShardDataset
 from soundflow.tokens.decode import parse_stream
@@ -23,6 +24,7 @@ from soundflow.tokens.tokenizer import load as load_tokenizer
 
 def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) -> dict:
     model = AudioInteractionModel.from_pretrained(model_dir).eval()
+    precision = resolve(cfg["stage"]["precision"])
     tok = load_tokenizer(model_dir)
     ids = TokenIds.from_tokenizer(tok)
     dataset = ShardDataset(tokens_dir / "dev")
@@ -40,7 +42,7 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
         ids_list = rec["input_ids"].tolist()
         prefix = ids_list[: ids_list.index(ids.audio_begin)]
         chunk_frames = frames[i].float().view(rec["n_chunks"], layout.FRAMES_PER_CHUNK, -1)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
+        with autocast(precision):
             hyp = decode_stream(model, tok, prefix, chunk_frames)
         ref = parse_stream(ids_list, tok)
         for h, r in zip(hyp, ref):

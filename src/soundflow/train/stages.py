@@ -140,7 +140,14 @@ def select(dataset: ShardDataset, data_cfg: dict) -> np.ndarray:
         keep &= np.array([s.startswith(prefixes) for s in index["sub_task"]])
     if not keep.any():
         raise ValueError(f"train: no samples match data selection {data_cfg}")
-    return np.flatnonzero(keep)
+    chosen = np.flatnonzero(keep)
+    # repeat: {sub-task prefix: n} puts those samples in each epoch n times (a heavier share of the updates)
+    copies = np.ones(len(chosen), dtype=int)
+    for prefix, n in (data_cfg.get("repeat") or {}).items():
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"train: data.repeat['{prefix}'] must be an integer >= 1, got {n!r}")
+        copies[[s.startswith(prefix) for s in index["sub_task"].gather(chosen)]] = n
+    return np.repeat(chosen, copies)
 
 
 def lm_batches(dataset: ShardDataset, frames: list[torch.Tensor], indices: np.ndarray, pad_id: int,
