@@ -1,4 +1,6 @@
 """Precision: explicit choices pass through, `auto` measures, and autocast refuses what it cannot run."""
+import json
+
 import pytest
 import torch
 
@@ -11,13 +13,17 @@ def test_explicit_precision_is_kept_and_unknown_is_refused():
         precision.resolve("fp16")
 
 
-def test_auto_follows_the_probe(monkeypatch):
-    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 1.5)
-    assert precision.resolve("auto") == "bf16"
-    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 1.1)  # inside the margin: fp32
+def test_auto_follows_the_probe_once_per_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for speedup, expected in ((1.5, "bf16"), (1.1, "fp32"), (0.6, "fp32")):  # 1.1: inside the margin
+        precision.cache_file().unlink(missing_ok=True)
+        monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda s=speedup: s)
+        assert precision.resolve("auto") == expected
+    # the machine's answer is kept: a later probe that would read otherwise is not run
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 9.0)
     assert precision.resolve("auto") == "fp32"
-    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 0.6)
-    assert precision.resolve("auto") == "fp32"
+    kept = json.loads(precision.cache_file().read_text())
+    assert kept["precision"] == "fp32" and kept["bf16_speedup"] == 0.6 and "torch" in kept["machine"]
 
 
 def test_probe_measures_and_leaves_the_random_stream_alone():

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 import torch
 
+from soundflow import config
 from soundflow.models import AudioInteractionModel, AudioLMConfig
 from soundflow.train import engine, loop, stages
 from tests.conftest import run
@@ -163,3 +164,19 @@ def test_step_bounded_stage_is_deterministic(smoke_run, tmp_path, name, init):
     assert weights[0].keys() == weights[1].keys()
     changed = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
     assert not changed, f"weights differ between two identical runs: {changed[:5]}"
+
+
+def test_experiment_arm_retrains_from_a_stage_beside_the_run(smoke_run):
+    """scripts/arm.py: s3 again from the smoke run's s2 with an override, its own report, the run untouched."""
+    work, _ = smoke_run
+    before = (work / "data/models/s3/metrics.json").read_text()
+    arm = [str(config.REPO / "scripts/arm.py"), "t", "--start", "s2", "--stages", "s3", "--set", "s3.max_steps=3",
+           "--set", "s3.data.repeat={asr_: 2}"]
+    run(["python", *arm], work)
+    report = json.loads((work / "data/arms/t/train.json").read_text())
+    assert report["stages"]["s3"]["steps"] == 3 and "decision_accuracy_dev" in report
+    assert report["stages"]["s4"]["steps"] == json.loads((work / "data/models/s4/metrics.json").read_text())["steps"]
+    assert (work / "data/models/s3/metrics.json").read_text() == before
+    assert (work / "data/arms/t/mlflow.db").is_file()
+    bad = run(["python", str(config.REPO / "scripts/arm.py"), "u", "--start", "s2", "--stages", "s4"], work, check=False)
+    assert bad.returncode == 2 and "must be the stages right after --start s2" in bad.stderr

@@ -3,13 +3,21 @@
 On GPUs bf16 is always the faster one. On CPUs it depends on the chip: bf16 autocast was 1.55x faster
 than fp32 on the AMD EPYC machines of feasibility.md, and 1.6x slower (s3 steps 0.69 s against 0.43 s)
 on an Intel Xeon of this project's machine kind (avx512_bf16, no AMX) on 2026-11-30. `auto` times one
-LM-sized forward and backward pass both ways and takes bf16 only where it is clearly faster.
+LM-sized forward and backward pass both ways and takes bf16 only where it is clearly faster. The answer
+is kept per machine (CPU model, cores, threads, torch version) in ~/.cache/soundflow, so every stage, run
+and test on one machine trains in the same precision: a probe repeated per process could flip under load
+and break the step-for-step reproducibility of the stages.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -33,7 +41,31 @@ def resolve(precision: str) -> str:
         return precision
     if torch.cuda.is_available():
         return "bf16"
-    return "bf16" if cpu_bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
+    cache = cache_file()
+    if cache.is_file():
+        return json.loads(cache.read_text())["precision"]
+    speedup = cpu_bf16_speedup()
+    choice = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"precision": choice, "bf16_speedup": round(speedup, 3), "machine": machine()}) + "\n")
+    os.replace(tmp, cache)
+    return choice
+
+
+def machine() -> str:
+    """What the probe's answer holds for: CPU model, cores, torch threads and version."""
+    model = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), model)
+    return f"{model} | {os.cpu_count()} cores | {torch.get_num_threads()} threads | torch {torch.__version__}"
+
+
+def cache_file() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "soundflow"
+    return root / f"precision-{hashlib.sha1(machine().encode()).hexdigest()[:12]}.json"
 
 
 @functools.cache

@@ -4,7 +4,7 @@
 # report.py and curves.py serve train_report only: editing them reruns the report, not the training
 REPORT_ONLY = ["src/soundflow/train/report.py", "src/soundflow/train/curves.py"]
 TRAIN_CODE = [f for f in src_files("train", "models", "tokens") if f not in REPORT_ONLY] + [
-    "src/soundflow/layout.py", "src/soundflow/features.py"]
+    "src/soundflow/layout.py", "src/soundflow/features.py", "src/soundflow/precision.py"]
 REPORT_CODE = TRAIN_CODE + REPORT_ONLY + ["src/soundflow/runtime/decoder.py"]  # the dev report decodes with the runtime's decoder
 NEXT = {"s1": "s0", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "s0"}
 

@@ -1,0 +1,84 @@
+"""Experiment arm: retrain token stages from a finished one with config overrides, then the dev report.
+
+    .venv/bin/python scripts/arm.py asr3 --start s2 --stages s3 s4 \
+        --set 's3.data={modes: [online, offline], sub_tasks: [all], repeat: {asr_: 3}}'
+
+Reads the last pipeline run's data/tokens, data/frames and data/models/<start>/model (--tokens and
+--frames point elsewhere, e.g. at a relabelled corpus's tokens). Writes data/arms/<name>/<stage>/ and
+data/arms/<name>/train.json: the report of reports/metrics/train.json, for the arm, to set beside the
+run's. `--set KEY=YAML` overrides `train.KEY` of params.yaml (common.precision=fp32, s3.max_steps=350).
+The arm logs to its own MLflow store, data/arms/<name>/mlflow.db, not to the pipeline's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from soundflow import config
+
+LM_STAGES = ("s1", "s2", "s3", "s4")
+
+
+def override(train_cfg: dict, assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    *path, last = key.split(".")
+    node = train_cfg
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not sep or not isinstance(node, dict):
+        raise SystemExit(f"arm: --set needs KEY=VALUE with KEY under train:, got '{assignment}'")
+    node[last] = yaml.safe_load(value)
+
+
+def train(stage: str, cfg: dict, init: Path, tokens: Path, frames: Path, out: Path, env: dict) -> None:
+    stage_cfg = {"model": cfg["model"], "stage": {**cfg["train"]["common"], **cfg["train"][stage]}}
+    subprocess.run([sys.executable, "-m", "soundflow.train", "stage", "--name", stage, "--cfg", json.dumps(stage_cfg),
+                    "--tokens", str(tokens), "--frames", str(frames), "--init", str(init), "--out", str(out)],
+                   check=True, env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name")
+    parser.add_argument("--start", choices=("s0",) + LM_STAGES[:-1], default="s2", help="stage the arm starts from")
+    parser.add_argument("--stages", nargs="+", choices=LM_STAGES, default=["s3", "s4"], help="stages it retrains")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=YAML")
+    parser.add_argument("--tokens", type=Path, default=Path("data/tokens"))
+    parser.add_argument("--frames", type=Path, default=Path("data/frames"))
+    args = parser.parse_args(argv)
+    order = ("s0",) + LM_STAGES
+    first = order.index(args.start) + 1
+    if list(args.stages) != list(order[first:first + len(args.stages)]):
+        parser.error(f"--stages must be the stages right after --start {args.start}, in order")
+
+    cfg = config.load(Path("params.yaml"))
+    for assignment in args.set:
+        override(cfg["train"], assignment)
+    config.validate(cfg)
+    out = Path("data/arms") / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{out.resolve()}/mlflow.db"}
+    env.pop("SOUNDFLOW_PARENT_RUN_ID", None)
+
+    stage_dirs = {s: Path("data/models") / s for s in ("s0",) + LM_STAGES}
+    init = stage_dirs[args.start] / "model"
+    for stage in args.stages:
+        train(stage, cfg, init, args.tokens, args.frames, out / stage, env)
+        init, stage_dirs[stage] = out / stage / "model", out / stage
+    report_cfg = {"model": cfg["model"], "stage": {**cfg["train"]["common"], **cfg["train"]["s4"]}}
+    subprocess.run([sys.executable, "-m", "soundflow.train", "report", "--cfg", json.dumps(report_cfg),
+                    "--model", str(init), "--tokens", str(args.tokens), "--frames", str(args.frames),
+                    "--stages", *map(str, stage_dirs.values()), "--out", str(out / "train.json")], check=True, env=env)
+    metrics = json.loads((out / "train.json").read_text())
+    print(json.dumps({args.name: {k: v for k, v in metrics.items() if k != "stages"}}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
