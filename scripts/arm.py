@@ -37,8 +37,8 @@ def override(train_cfg: dict, assignment: str) -> None:
 
 
 def train(stage: str, cfg: dict, init: Path, tokens: Path, frames: Path, out: Path, env: dict) -> None:
-    stage_cfg = {"model": cfg["model"], "stage": {**cfg["train"]["common"], **cfg["train"][stage]}}
-    subprocess.run([sys.executable, "-m", "soundflow.train", "stage", "--name", stage, "--cfg", json.dumps(stage_cfg),
+    subprocess.run([sys.executable, "-m", "soundflow.train", "stage", "--name", stage,
+                    "--cfg", json.dumps(config.stage_config(cfg, stage)),
                     "--tokens", str(tokens), "--frames", str(frames), "--init", str(init), "--out", str(out)],
                    check=True, env=env)
 
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     for stage in args.stages:
         train(stage, cfg, init, args.tokens, args.frames, out / stage, env)
         init, stage_dirs[stage] = out / stage / "model", out / stage
-    report_cfg = {"model": cfg["model"], "stage": {**cfg["train"]["common"], **cfg["train"]["s4"]}}
-    subprocess.run([sys.executable, "-m", "soundflow.train", "report", "--cfg", json.dumps(report_cfg),
+    # the dev report runs with s4's config, as the pipeline's train_report does
+    subprocess.run([sys.executable, "-m", "soundflow.train", "report", "--cfg", json.dumps(config.stage_config(cfg, "s4")),
                     "--model", str(init), "--tokens", str(args.tokens), "--frames", str(args.frames),
                     "--stages", *map(str, stage_dirs.values()), "--out", str(out / "train.json")], check=True, env=env)
     metrics = json.loads((out / "train.json").read_text())

@@ -93,8 +93,8 @@ def test_deepspeed_config_for_cpu_and_gpu():
 
 def stage_cmd(work, name: str, init: str | None, out, **overrides) -> tuple[list[str], dict]:
     """The CLI call of one smoke stage on the smoke DAG's tokens and frames, with config overrides."""
-    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; c = config.load(profile='smoke'); "
-                                          f"print(json.dumps({{'model': c['model'], 'stage': {{**c['train']['common'], **c['train']['{name}']}}}}))"],
+    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; "
+                                          f"print(json.dumps(config.stage_config(config.load(profile='smoke'), '{name}')))"],
                          work).stdout)
     cfg["stage"].update(overrides)
     cmd = ["python", "-m", "soundflow.train", "stage", "--name", name, "--cfg", json.dumps(cfg),

@@ -69,6 +69,11 @@ def load(params_file: Path = REPO / "params.yaml", **overrides) -> dict:
     return resolve(config)
 
 
+def stage_config(config: dict, name: str) -> dict:
+    """A training stage's config: the model plus the common train keys overridden by the stage's own."""
+    return {"model": config["model"], "stage": {**config["train"]["common"], **config["train"][name]}}
+
+
 def slice_json(config: dict, key: str) -> str:
     """The JSON of one dotted config slice, as passed to a stage CLI (stable key order)."""
     node = config

@@ -1,7 +1,8 @@
 """Float precision of training and of the frozen-encoder passes: bf16 autocast or fp32.
 
-On GPUs bf16 is always the faster one. On CPUs it depends on the chip: bf16 autocast was 1.55x faster
-than fp32 on the AMD EPYC machines of feasibility.md, and 1.6x slower (s3 steps 0.69 s against 0.43 s)
+On GPUs `auto` takes bf16 (the paper profile's DeepSpeed bf16; not timed here, no GPU). On CPUs it depends
+on the chip: bf16 autocast trained the CTC encoder 1.55x faster than fp32 on the AMD EPYC machines of
+feasibility.md, and it ran 1.6x slower (s3 steps 0.69 s against 0.43 s)
 on an Intel Xeon of this project's machine kind (avx512_bf16, no AMX) on 2026-11-30. `auto` times one
 LM-sized forward and backward pass both ways and takes bf16 only where it is clearly faster. The answer
 is kept per machine (CPU model, cores, threads, torch version) in ~/.cache/soundflow, so every stage, run
@@ -10,7 +11,6 @@ and break the step-for-step reproducibility of the stages.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from soundflow.audio import atomic_path
 
 CHOICES = ("bf16", "fp32", "auto")
 BF16_MIN_SPEEDUP = 1.2  # a margin, so that a chip where both are alike does not flip between runs
@@ -46,8 +48,7 @@ def resolve(precision: str) -> str:
         return json.loads(cache.read_text())["precision"]
     speedup = cpu_bf16_speedup()
     choice = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    tmp = atomic_path(cache)
     tmp.write_text(json.dumps({"precision": choice, "bf16_speedup": round(speedup, 3), "machine": machine()}) + "\n")
     os.replace(tmp, cache)
     return choice
@@ -68,7 +69,6 @@ def cache_file() -> Path:
     return root / f"precision-{hashlib.sha1(machine().encode()).hexdigest()[:12]}.json"
 
 
-@functools.cache
 def cpu_bf16_speedup(reps: int = 7) -> float:
     """fp32 time / bf16-autocast time of a forward+backward pass of a 256-wide transformer layer on
     8 x 256 positions (the tiny LM's shape): the median over `reps` back-to-back pairs, so a load

@@ -47,8 +47,7 @@ def pipeline_end(status, logs):
 
 
 def stage_cfg(name):
-    """A training stage's config: the model plus the common keys overridden by the stage's own."""
+    """A training stage's config (soundflow.config.stage_config) as its rule passes it."""
     import json
 
-    stage = {**config["train"]["common"], **config["train"][name]}
-    return json.dumps({"model": config["model"], "stage": stage}, sort_keys=True)
+    return json.dumps(sf_config.stage_config(config, name), sort_keys=True)
