@@ -78,6 +78,14 @@ def test_tokenizer_round_trips_every_train_dev_test_text(frames, tok):
         assert tk.decode(tok, tk.encode(tok, text)) == text
 
 
+def test_a_word_is_the_same_tokens_first_or_mid_text(tok):
+    # streaming ASR replies are one or two words: their first word must not be a token of its own
+    for word in ("the", "alarm", "kitchen", "seven"):
+        ids = tk.encode(tok, word)
+        assert tk.encode(tok, f"open {word}")[-len(ids):] == ids
+        assert tk.decode(tok, ids) == word
+
+
 def test_tokenizer_special_ids_stable_and_cjk_not_merged(frames, tok):
     assert ids_of(tok, *layout.SPECIAL_TOKENS) == list(range(N_SPECIAL))
     assert tok.pad_token == layout.PAD and tok.pad_token_id == 0

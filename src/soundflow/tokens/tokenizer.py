@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from soundflow import layout
@@ -54,13 +54,17 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     if vocab_size < minimum:
         raise ValueError(f"vocab_size must be at least {minimum} (specials + 256 bytes), got {vocab_size}")
     tok = Tokenizer(models.BPE())
-    # Each Chinese character is its own word; add_prefix_space=False: a reply's first word must
-    # decode without a leading space.
+    # Every text gets a leading space, stripped again on decode (the Llama recipe): a word is then
+    # the same token wherever it stands. Without it a reply's first word (most streaming ASR words,
+    # one or two to a reply) was a different, more fragmented token than the same word mid-sentence.
+    tok.normalizer = normalizers.Prepend(" ")
+    # Each Chinese character is its own word (ByteLevel's own add_prefix_space would put a space
+    # before every one of them, hence the normalizer).
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(CJK, behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False),
     ])
-    tok.decoder = decoders.ByteLevel()
+    tok.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=list(layout.SPECIAL_TOKENS),
