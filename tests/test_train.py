@@ -30,6 +30,38 @@ def test_trainable_groups_freeze_the_rest():
         stages.trainable(model, ["decoder"])
 
 
+def test_asr_first_token_accuracy_scores_only_the_token_after_each_emotion_tag():
+    from soundflow.runtime.decoder import TokenIds
+    from soundflow.train.report import asr_first_token_accuracy
+
+    ids = TokenIds(silent=1, response=2, eos=3, audio_begin=4, audio=5, chunk_end=6, emotions={7: "normal"})
+    asr = [4, 5, 6, 2, 7, 20, 21, 3, 4, 5, 6, 1, 4, 5, 6, 2, 7, 22, 3]  # two replies: first tokens 20 and 22
+    rows = [("online", "asr_clean", asr), ("online", "chat_factqa", [4, 5, 6, 2, 7, 30, 3]),
+            ("offline", "asr_clean", [4, 5, 6, 7, 40, 3])]
+
+    class Windows:  # the two things the metric reads of a ShardDataset
+        index = pl.DataFrame({"mode": [r[0] for r in rows], "sub_task": [r[1] for r in rows]})
+
+        def __getitem__(self, i):
+            return {"input_ids": torch.tensor(rows[i][2])}
+
+    dataset = Windows()
+
+    def model(predict):  # logits: one-hot on predict(position, next token)
+        def forward(input_ids, audio_frames):
+            seq = input_ids[0].tolist()
+            logits = torch.zeros(1, len(seq), 50)
+            for t in range(len(seq) - 1):
+                logits[0, t, predict(t, seq[t + 1])] = 1.0
+            return {"logits": logits}
+        return forward
+
+    frames = [torch.zeros(1, 4)] * len(rows)
+    assert asr_first_token_accuracy(model(lambda t, nxt: nxt), dataset, frames, ids, limit=10) == 1.0
+    assert asr_first_token_accuracy(model(lambda t, nxt: 20), dataset, frames, ids, limit=10) == 0.5
+    assert asr_first_token_accuracy(model(lambda t, nxt: 20), dataset, frames, ids, limit=0) is None
+
+
 def test_schedule_follows_steps_when_bounded_by_steps_else_time():
     progress = loop.Progress(step=30, train_s=90.0)
     assert loop.budget_share(progress, 120, 600.0) == pytest.approx(0.25)  # steps decide, not the 15 % of time

@@ -20,7 +20,7 @@ def test_smoke_dag_writes_every_output(smoke_run):
     for stage in ("s0", "s1", "s2", "s3", "s4", "offline"):
         assert (work / f"data/models/{stage}/model/model.safetensors").is_file(), stage
     train = json.loads((work / "reports/metrics/train.json").read_text())
-    for key in ("decision_accuracy_dev", "asr_wer_dev", "train_minutes", "tokens_per_s"):
+    for key in ("decision_accuracy_dev", "asr_wer_dev", "asr_first_token_acc_train", "train_minutes", "tokens_per_s"):
         assert key in train
     assert 0.0 <= train["decision_accuracy_dev"] <= 1.0
     assert all(stage["ended_by"] == "steps" for stage in train["stages"].values())  # smoke: 12 steps per stage

@@ -22,6 +22,8 @@ TABLES = {
         ("decision accuracy (balanced, streaming)", ["decision_accuracy_dev"], "—"),
         ("ASR WER, held-out voices", ["asr_wer_dev"], "—"),
         ("ASR WER, unseen engine", ["asr_wer_dev_unseen_engine"], "—"),
+        ("ASR reply's first token right, teacher-forced: train windows", ["asr_first_token_acc_train"], "—"),
+        ("ASR reply's first token right, teacher-forced: dev windows", ["asr_first_token_acc_dev"], "—"),
         ("training minutes (all stages)", ["train_minutes"], "~10 days, 32xH100"),
     ]),
     "asr": ("1. Real-time ASR (test split)", ["metric", "ours (streaming)", "Whisper tiny.en", "pocketsphinx", "paper"], [

@@ -3,6 +3,9 @@
 decision_accuracy_dev: balanced accuracy of <silent> vs <response> over every chunk of the dev streams.
 asr_wer_dev / asr_wer_dev_unseen_engine: WER of the streaming transcripts of the ASR sub-tasks, for
 voices held out from training (engines seen in training) and for the unseen engine.
+asr_first_token_acc_train / _dev: teacher-forced, the share of ASR replies whose first token is the model's
+top choice. It tells reading the words from the audio apart from free-running decoding: a model that has
+not learnt to read them scores low even on its own training windows.
 """
 from __future__ import annotations
 
@@ -63,4 +66,32 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
         if condition in asr:
             refs, hyps = asr[condition]
             out[key] = jiwer.wer(refs, [h if h.strip() else "<none>" for h in hyps])
+    train_frames = torch.load(frames_dir / "train.pt", weights_only=True)
+    for split, data, split_frames in (("train", ShardDataset(tokens_dir / "train"), train_frames),
+                                      ("dev", dataset, frames)):
+        with autocast(precision):
+            out[f"asr_first_token_acc_{split}"] = asr_first_token_accuracy(model, data, split_frames, ids,
+                                                                          ASR_WINDOWS_TEACHER_FORCED)
     return out
+
+
+ASR_WINDOWS_TEACHER_FORCED = 60  # per split; the first ones in index order
+
+
+@torch.no_grad()
+def asr_first_token_accuracy(model, dataset: ShardDataset, frames: list[torch.Tensor], ids: TokenIds,
+                             limit: int) -> float | None:
+    """Share of the replies in the first `limit` online ASR windows whose first text token (the one after
+    the emotion tag) is the argmax of one teacher-forced pass; None when there is no ASR window."""
+    index = dataset.index
+    windows = [i for i, (mode, sub_task) in enumerate(zip(index["mode"], index["sub_task"]))
+               if mode == "online" and sub_task.startswith("asr_")][:limit]
+    hits = total = 0
+    for i in windows:
+        input_ids = dataset[i]["input_ids"].long()
+        logits = model(input_ids=input_ids[None], audio_frames=[frames[i].float()])["logits"][0]
+        after_tag = [t for t in range(1, len(input_ids))
+                     if int(input_ids[t - 1]) in ids.emotions and int(input_ids[t]) != ids.eos]
+        hits += sum(int(logits[t - 1].argmax()) == int(input_ids[t]) for t in after_tag)
+        total += len(after_tag)
+    return hits / total if total else None
