@@ -123,6 +123,18 @@ def test_deepspeed_config_for_cpu_and_gpu():
     assert gpu["bf16"]["enabled"] and "optimizer" not in gpu  # client AdamW: no fused-Adam JIT build
 
 
+# Two training processes can differ at float level: in 1 of 3 full suite runs on 2026-11-30, two identical
+# 6-step runs differed in 23 of 78 tensors by at most 5.5e-6 relative (cause not pinned down; MKL, the BLAS
+# here, can give alignment-dependent results). A missing seed, RNG state or batch order changes the Adam
+# updates themselves, about lr (1e-3) per weight and step, so a difference past 1e-4 relative is a real one.
+FLOAT_NOISE = 1e-4
+
+
+def differing(a: dict, b: dict) -> list[str]:
+    """Names of the tensors of two state dicts that differ by more than float noise (relative L2)."""
+    return [k for k in a if float((a[k].float() - b[k].float()).norm()) > FLOAT_NOISE * float(a[k].float().norm())]
+
+
 def stage_cmd(work, name: str, init: str | None, out, **overrides) -> tuple[list[str], dict]:
     """The CLI call of one smoke stage on the smoke DAG's tokens and frames, with config overrides."""
     cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; "
@@ -137,7 +149,7 @@ def stage_cmd(work, name: str, init: str | None, out, **overrides) -> tuple[list
 
 def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
     """A stage killed after step 7 (checkpoints every 5) restarts from step 5 and finishes with the weights
-    of a run that was never stopped (same batches, same dropout draws)."""
+    of a run that was never stopped (same batches, same dropout draws; up to FLOAT_NOISE)."""
     from safetensors.torch import load_file
 
     work, _ = smoke_run
@@ -160,7 +172,7 @@ def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
     cmd[cmd.index("--out") + 1] = str(tmp_path / "uninterrupted")
     run(cmd, work)
     resumed_w, straight_w = (load_file(d / "model" / "model.safetensors") for d in (out, tmp_path / "uninterrupted"))
-    assert [k for k in straight_w if not torch.equal(resumed_w[k], straight_w[k])] == []
+    assert differing(straight_w, resumed_w) == []
 
 
 def test_checkpoint_of_other_inputs_is_not_resumed(smoke_run, tmp_path):
@@ -177,9 +189,9 @@ def test_checkpoint_of_other_inputs_is_not_resumed(smoke_run, tmp_path):
 
 @pytest.mark.parametrize("name,init", [("s0", None), ("s3", "s2")])
 def test_step_bounded_stage_is_deterministic(smoke_run, tmp_path, name, init):
-    """Two runs of a step-bounded stage give the same weights, even when one evaluates after every step
-    (evaluations run on the clock, so they must not touch the training RNG stream). s0 starts from a
-    new random model: its initial weights must be seeded as well."""
+    """Two runs of a step-bounded stage give the same weights (up to FLOAT_NOISE), even when one evaluates
+    after every step (evaluations run on the clock, so they must not touch the training RNG stream). s0
+    starts from a new random model: its initial weights must be seeded as well."""
     from safetensors.torch import load_file
 
     work, _ = smoke_run
@@ -194,7 +206,7 @@ def test_step_bounded_stage_is_deterministic(smoke_run, tmp_path, name, init):
         weights.append(load_file(out / "model" / "model.safetensors"))
     assert len(json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]) > 2
     assert weights[0].keys() == weights[1].keys()
-    changed = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
+    changed = differing(weights[0], weights[1])
     assert not changed, f"weights differ between two identical runs: {changed[:5]}"
 
 
