@@ -126,7 +126,8 @@ def test_deepspeed_config_for_cpu_and_gpu():
 # Two training processes can differ at float level: in 1 of 3 full suite runs on 2026-11-30, two identical
 # 6-step runs differed in 23 of 78 tensors by at most 5.5e-6 relative (cause not pinned down; MKL, the BLAS
 # here, can give alignment-dependent results). A missing seed, RNG state or batch order changes the Adam
-# updates themselves, about lr (1e-3) per weight and step, so a difference past 1e-4 relative is a real one.
+# updates themselves (up to about lr = 1e-3 per weight and step; a ±1e-3 change of every weight of that
+# run's pair fails all 78 tensors), so a difference past 1e-4 relative is a real one.
 FLOAT_NOISE = 1e-4
 
 

@@ -25,6 +25,16 @@ from soundflow.tokens.decode import parse_stream
 from soundflow.tokens.tokenizer import load as load_tokenizer
 
 
+ASR_WINDOWS_TEACHER_FORCED = 60  # per split, for asr_first_token_acc_*: the first ones in index order
+
+
+def asr_windows(dataset: ShardDataset) -> list[int]:
+    """Indices of the online windows of ASR sub-tasks, in index order (read from the index alone)."""
+    index = dataset.index
+    return [i for i, (mode, sub_task) in enumerate(zip(index["mode"], index["sub_task"]))
+            if mode == "online" and sub_task.startswith("asr_")]
+
+
 def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) -> dict:
     model = AudioInteractionModel.from_pretrained(model_dir).eval()
     precision = resolve(cfg["stage"]["precision"])
@@ -35,8 +45,7 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
     online = np.flatnonzero(dataset.index["mode"].to_numpy() == "online")
     rng = np.random.default_rng(0)
     chosen = sorted(rng.permutation(online)[: cfg["stage"]["eval_streams"]].tolist())
-    asr_first = sorted(i for i in online if dataset[int(i)]["sub_task"].startswith("asr_"))
-    chosen = sorted(set(chosen) | set(asr_first))  # every ASR window: the WER needs them all
+    chosen = sorted(set(chosen) | set(asr_windows(dataset)))  # every ASR window: the WER needs them all
 
     hits = {"silent": [0, 0], "respond": [0, 0]}
     asr = {}
@@ -75,19 +84,13 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
     return out
 
 
-ASR_WINDOWS_TEACHER_FORCED = 60  # per split; the first ones in index order
-
-
 @torch.no_grad()
 def asr_first_token_accuracy(model, dataset: ShardDataset, frames: list[torch.Tensor], ids: TokenIds,
                              limit: int) -> float | None:
     """Share of the replies in the first `limit` online ASR windows whose first text token (the one after
     the emotion tag) is the argmax of one teacher-forced pass; None when there is no ASR window."""
-    index = dataset.index
-    windows = [i for i, (mode, sub_task) in enumerate(zip(index["mode"], index["sub_task"]))
-               if mode == "online" and sub_task.startswith("asr_")][:limit]
     hits = total = 0
-    for i in windows:
+    for i in asr_windows(dataset)[:limit]:
         input_ids = dataset[i]["input_ids"].long()
         logits = model(input_ids=input_ids[None], audio_frames=[frames[i].float()])["logits"][0]
         after_tag = [t for t in range(1, len(input_ids))
