@@ -5,6 +5,7 @@ resampling uses scipy's polyphase filter so corpus synthesis needs no torch.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from math import gcd
@@ -78,6 +79,13 @@ def atomic_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_json(data: dict, path: str | os.PathLike, sort_keys: bool = False) -> None:
+    """Write indented JSON (UTF-8, Chinese text kept readable) atomically."""
+    tmp = atomic_path(path)
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=sort_keys) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def pcm16(audio: np.ndarray) -> np.ndarray:

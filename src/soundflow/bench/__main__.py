@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
-from soundflow.audio import atomic_path
+from soundflow.audio import write_json
 from soundflow.bench.streams import BenchContext
 
 # name -> "module:function" taking a BenchContext and returning the metrics dict
@@ -38,12 +37,6 @@ def numeric_leaves(data, prefix: str = "") -> dict[str, float]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[name] = float(value)
     return out
-
-
-def write_json(data: dict, path: Path) -> None:
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from soundflow import tracking
+from soundflow.audio import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = {split: {"items": metrics[f"{split}_items"], "hours": round(metrics[f"{split}_hours"], 4),
                            "asr_word_timing": report.word_timing_counts(frame)}
                    for split, frame in frames.items()}
-        report.write_json(summary, args.report_dir / "corpus_summary.json")
+        write_json(summary, args.report_dir / "corpus_summary.json", sort_keys=True)
         run.log_artifact(args.report_dir / "corpus.csv")
         run.log_artifact(args.report_dir / "corpus_summary.json")
         run.log_artifacts(examples, artifact_path="examples")

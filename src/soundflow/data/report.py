@@ -45,12 +45,6 @@ def write_table(table: pl.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_json(data: dict, path: Path) -> None:
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def plot_example(row: dict, corpus_dir: Path, path: Path) -> None:
     """Spectrogram of a stream with its response timeline: green = answer due, grey = must stay silent."""
     audio = read_audio(corpus_dir / row["audio"])

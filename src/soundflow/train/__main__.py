@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from soundflow.audio import write_json
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m soundflow.train", description=__doc__,
@@ -88,7 +90,7 @@ def run_stage(args) -> int:
                    "train_minutes": progress.train_s / 60, "tokens_per_s": progress.tokens / max(progress.train_s, 1e-9),
                    "params_trainable": n_trainable, "final": progress.history[-1] if progress.history else {},
                    "history": progress.history, "curve": progress.curve}
-        _write_json(metrics, args.out / "metrics.json")
+        write_json(metrics, args.out / "metrics.json")
         run.log_artifact(args.out / "metrics.json")
     print(f"train {args.name}: {progress.step} steps in {progress.train_s / 60:.1f} min "
           f"(ended by {metrics['ended_by']}), "
@@ -118,13 +120,6 @@ def _save_model(model, tokens_dir: Path, model_dir: Path) -> None:
     load_tokenizer(tokens_dir / "tokenizer").save_pretrained(tmp)
     shutil.rmtree(model_dir, ignore_errors=True)
     os.replace(tmp, model_dir)
-
-
-def _write_json(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -176,7 +171,7 @@ def run_report(args) -> int:
         metrics["stages"] = {m["stage"]: {"minutes": round(m["train_minutes"], 2), "steps": m["steps"],
                                           "ended_by": m["ended_by"], "precision": m.get("precision"),
                                           "final": m["final"]} for m in stage_metrics}
-        _write_json(metrics, args.out)
+        write_json(metrics, args.out)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         run.log_artifact(args.out)
         if args.figure:
