@@ -126,12 +126,12 @@ def test_deepspeed_config_for_cpu_and_gpu():
 # Two training processes can differ at float level. MKL (torch's BLAS here) picked kernels by memory
 # alignment: a 28-step s1 run differed from the pipeline's only through the size of its environment, and in
 # 1 of 3 full suite runs two identical 6-step runs differed in 23 of 78 tensors by up to 5.5e-6 relative.
-# `import soundflow` now sets MKL_CBWR=AUTO,STRICT, which removes the environment-size effect, but a rerun of the pipeline's s2 still
-# differed from it by 1.3e-5 relative (source not found), so the comparison allows float noise. A missing
-# seed, RNG state or batch order changes the Adam updates themselves (up to about lr = 1e-3 per weight and
-# step; a +-1e-3 change of every weight fails all 78 tensors), so a difference past 1e-4 relative is a real
-# one. The second run of each pair gets a larger environment (it moves the heap), the perturbation that used
-# to change the weights.
+# `import soundflow` now sets MKL_CBWR=AUTO,STRICT, which removes the environment-size effect, but a rerun
+# of the pipeline's s2 still differed from it by 1.3e-5 relative (source not found), so the comparison
+# allows float noise. A missing seed, RNG state or batch order changes the Adam updates themselves (up to
+# about lr = 1e-3 per weight and step; a +-1e-3 change of every weight fails all 78 tensors), so a
+# difference past 1e-4 relative is a real one. The second run of each pair gets a larger environment (it
+# moves the heap), the perturbation that used to change the weights.
 FLOAT_NOISE = 1e-4
 MOVED_HEAP = {"SOUNDFLOW_TEST_PADDING": "x" * 1234}
 
