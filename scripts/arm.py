@@ -46,13 +46,13 @@ def train(stage: str, cfg: dict, init: Path, tokens: Path, frames: Path, out: Pa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
-    parser.add_argument("--start", choices=("s0",) + LM_STAGES[:-1], default="s2", help="stage the arm starts from")
+    parser.add_argument("--start", choices=("init",) + LM_STAGES[:-1], default="s2", help="stage the arm starts from")
     parser.add_argument("--stages", nargs="+", choices=LM_STAGES, default=["s3", "s4"], help="stages it retrains")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=YAML")
     parser.add_argument("--tokens", type=Path, default=Path("data/tokens"))
     parser.add_argument("--frames", type=Path, default=Path("data/frames"))
     args = parser.parse_args(argv)
-    order = ("s0",) + LM_STAGES
+    order = ("init",) + LM_STAGES
     first = order.index(args.start) + 1
     if list(args.stages) != list(order[first:first + len(args.stages)]):
         parser.error(f"--stages must be the stages right after --start {args.start}, in order")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{out.resolve()}/mlflow.db"}
     env.pop("SOUNDFLOW_PARENT_RUN_ID", None)
 
-    stage_dirs = {s: Path("data/models") / s for s in ("s0",) + LM_STAGES}
+    stage_dirs = {s: Path("data/models") / s for s in ("init",) + LM_STAGES}
     init = stage_dirs[args.start] / "model"
     for stage in args.stages:
         train(stage, cfg, init, args.tokens, args.frames, out / stage, env)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     # the dev report runs with s4's config, as the pipeline's train_report does
     subprocess.run([sys.executable, "-m", "soundflow.train", "report", "--cfg", json.dumps(config.stage_config(cfg, "s4")),
                     "--model", str(init), "--tokens", str(args.tokens), "--frames", str(args.frames),
-                    "--stages", *map(str, stage_dirs.values()), "--out", str(out / "train.json")], check=True, env=env)
+                    "--stages", *[str(stage_dirs[s]) for s in LM_STAGES], "--out", str(out / "train.json")], check=True, env=env)
     metrics = json.loads((out / "train.json").read_text())
     print(json.dumps({args.name: {k: v for k, v in metrics.items() if k != "stages"}}, indent=1))
     return 0

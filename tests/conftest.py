@@ -12,7 +12,8 @@ import yaml
 from soundflow import config
 
 BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", "workflow", "src", "envs"]
+WORKFLOW_FILES = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", "workflow", "src", "envs",
+                  "reports/reference"]  # the summary sets the run beside the reference run's metrics
 
 
 def smoke_data_cfg() -> dict:
@@ -71,18 +72,25 @@ def smoke_run(tmp_path_factory):
     return work, proc
 
 
+def tiny_tower_config(**kw):
+    """A small random Whisper-shaped tower (the shape of the smoke profile's, smaller)."""
+    from transformers import WhisperConfig
+
+    from soundflow.models import WhisperTowerConfig
+
+    whisper = WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+                            num_mel_bins=80)
+    return WhisperTowerConfig(whisper_config=whisper.to_dict(), **kw)
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A random (untrained) tiny model exported as a runtime bundle: the runtime and benchmark code paths
-    on real audio, with no training run. Its decisions are arbitrary but deterministic."""
-    import numpy as np
+    on real audio, with no training run. Its decisions are arbitrary but deterministic (fp32 tower)."""
     import torch
     from transformers import LlamaConfig
 
-    from soundflow.features import Cmvn
-    from soundflow.models import AudioInteractionModel, AudioLMConfig, StreamingEncoderConfig
+    from soundflow.models import AudioInteractionModel, AudioLMConfig
     from soundflow.runtime import export_bundle
     from soundflow.tokens.tokenizer import train_tokenizer
 
@@ -92,8 +100,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
     ids = tok.convert_tokens_to_ids
     torch.manual_seed(0)
     model = AudioInteractionModel(AudioLMConfig(
-        encoder_config=StreamingEncoderConfig(d_model=32, n_layers=2, n_heads=2, ff=64, frontend_channels=8,
-                                              dropout=0.0, positions="chunk"),
+        encoder_config=tiny_tower_config(),
         lm_config=LlamaConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
                               vocab_size=len(tok), tie_word_embeddings=True),
         audio_token_id=ids("<audio>"), frame_dropout=0.0))
@@ -101,10 +108,9 @@ def tiny_bundle(tmp_path_factory) -> Path:
     model_dir = root / "model"
     model.save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
-    cmvn = root / "cmvn.json"
-    Cmvn(np.full(80, 5.0), np.full(80, 3.0), 1).save(cmvn)
-    first = export_bundle(model_dir, cmvn, root / "first", max_context_chunks=8, keep_context_chunks=4,
-                          max_reply_tokens=6, default_instruction="transcribe what you hear")
+    settings = dict(max_context_chunks=8, keep_context_chunks=4, max_reply_tokens=6,
+                    default_instruction="transcribe what you hear", tower_precision="fp32")
+    first = export_bundle(model_dir, root / "first", **settings)
     # Steer <response> so that loud chunks tip towards it and quiet ones towards <silent>: the bundle then
     # has both kinds of decisions on ordinary test audio (noise bursts between pauses).
     hidden = {name: _last_hidden(first, level) for name, level in (("loud", 0.3), ("quiet", 0.003))}
@@ -114,8 +120,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
         weight = model.lm.get_output_embeddings().weight
         weight[ids("<response>")] = weight[ids("<silent>")] + 20.0 * direction / direction.norm()
     model.save_pretrained(model_dir)
-    return export_bundle(model_dir, cmvn, root / "bundle", max_context_chunks=8, keep_context_chunks=4,
-                         max_reply_tokens=6, default_instruction="transcribe what you hear")
+    return export_bundle(model_dir, root / "bundle", **settings)
 
 
 def _last_hidden(bundle_dir: Path, level: float):

@@ -1,5 +1,6 @@
-"""Models: streaming encoder == chunked offline encoder, no look-ahead, loss masks, memorisation,
-save/load, KV-cached streaming decode, and the Qwen2.5-Omni paper-backbone loader on a tiny local checkpoint."""
+"""Models: the audio LM on a small random Whisper tower (the tower itself: test_whisper_tower.py): loss masks,
+the CTC head, memorisation, save/load, KV-cached streaming decode == full forward, and the Qwen2.5-Omni
+paper-backbone loader on a tiny local checkpoint."""
 import os
 
 import pytest
@@ -8,13 +9,8 @@ import torch.nn.functional as F
 from transformers import LlamaConfig
 
 from soundflow import layout
-from soundflow.models import (
-    AudioInteractionModel,
-    AudioLMConfig,
-    StreamingEncoder,
-    StreamingEncoderConfig,
-    load_paper_backbone,
-)
+from soundflow.models import AudioInteractionModel, AudioLMConfig, WhisperTowerConfig, load_paper_backbone
+from tests.conftest import tiny_tower_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(2)
@@ -25,7 +21,7 @@ ID = {t: i for i, t in enumerate(TOKENS)}
 
 
 def tiny_config(**overrides) -> AudioLMConfig:
-    encoder = StreamingEncoderConfig(d_model=32, n_layers=2, n_heads=2, ff=64, frontend_channels=8, dropout=0.0)
+    encoder = tiny_tower_config(window_frames=200, carry_frames=60)  # 10-chunk windows: long streams cross them
     lm = LlamaConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
                      vocab_size=len(TOKENS), tie_word_embeddings=True)
     kwargs = dict(encoder_config=encoder, lm_config=lm, audio_token_id=ID[layout.AUDIO], frame_dropout=0.0)
@@ -62,47 +58,6 @@ def batch_of(samples):
     return ids, mask, labels, kind
 
 
-# ----- encoder ------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("positions", ["absolute", "chunk"])
-def test_streaming_encoder_equals_chunked_offline_encoding(positions):
-    torch.manual_seed(0)
-    enc = StreamingEncoder(StreamingEncoderConfig(positions=positions)).eval()  # default size, left_chunks=8
-    features = torch.randn(1, 400, layout.N_MELS)  # 4 s = 10 chunks, more than the 8-chunk left context
-    full, lengths = enc(features, torch.tensor([400]))
-    assert full.shape == (1, 100, 192) and lengths.tolist() == [100]
-    state, chunks = enc.init_state(), []
-    for c in range(10):
-        frames, state = enc.encode_chunk(features[:, c * CHUNK:(c + 1) * CHUNK], state)
-        assert frames.shape == (1, layout.FRAMES_PER_CHUNK, 192)
-        chunks.append(frames)
-    assert torch.allclose(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=0)
-    assert state.offset == 100 and state.keys[0].shape[2] == 8 * layout.FRAMES_PER_CHUNK  # cache is bounded
-    with pytest.raises(ValueError, match="40 feature frames"):
-        enc.encode_chunk(features[:, :30], enc.init_state())
-
-
-def test_encoder_never_looks_ahead_and_ignores_padding():
-    torch.manual_seed(0)
-    enc = StreamingEncoder(StreamingEncoderConfig(d_model=64, n_layers=2, n_heads=2, ff=128)).eval()
-    features = torch.randn(2, 240, layout.N_MELS)
-    base, _ = enc(features)
-    for k in range(5):  # change chunk k+1 onwards: frames of chunks <= k must not move at all
-        changed = features.clone()
-        changed[:, (k + 1) * CHUNK:] = torch.randn_like(changed[:, (k + 1) * CHUNK:])
-        out, _ = enc(changed)
-        keep = (k + 1) * layout.FRAMES_PER_CHUNK
-        assert torch.equal(out[:, :keep], base[:, :keep])
-        assert not torch.allclose(out[:, keep:], base[:, keep:])
-    # a padded batch gives each utterance the frames it gets alone
-    lengths = torch.tensor([240, 130])
-    padded, frame_lengths = enc(features, lengths)
-    assert frame_lengths.tolist() == [60, 33]  # ceil(ceil(T / 2) / 2)
-    alone, _ = enc(features[1:, :130])
-    assert torch.allclose(padded[1, :33], alone[0], atol=1e-5)
-    assert enc.ctc_logits(padded).shape == (2, 60, 30)
-
-
 # ----- audio LM -----------------------------------------------------------------------------------------
 
 def test_shapes_frames_and_label_masks():
@@ -115,8 +70,9 @@ def test_shapes_frames_and_label_masks():
     out = model(ids, mask, features, lengths, labels=labels, label_kind=kind)
     assert out["logits"].shape == (2, ids.shape[1], len(TOKENS))
 
-    # i-th <audio> slot = projected i-th encoder frame of that sample
+    # i-th <audio> slot = projected i-th tower frame of that sample; 10 frames per 40 feature frames
     frames, frame_lengths = model.encode_audio(features, lengths)
+    assert frames.shape == (2, 30, 32) and frame_lengths.tolist() == [20, 30]
     embeds = model.embed(ids, frames, frame_lengths)
     slots = (ids[1] == ID[layout.AUDIO]).nonzero().flatten()
     assert torch.allclose(embeds[1, slots], model.projector(frames[1, :30]), atol=1e-6)
@@ -146,9 +102,10 @@ def test_shapes_frames_and_label_masks():
     touched = logits.grad.abs().sum(-1)[:, :-1] > 0
     assert torch.equal(touched, kind[:, 1:] == layout.LABEL_STREAM)
 
-    # plain dicts without model_type (params.yaml slices) override the default encoder / Llama LM
-    cfg = AudioLMConfig(encoder_config={"d_model": 64}, lm_config={"hidden_size": 64}, vocab_size=50)
-    assert cfg.encoder_config["model_type"] == "soundflow_encoder" and cfg.encoder_config["n_layers"] == 4
+    # plain dicts without model_type (params.yaml slices) override the default Whisper tower / Llama LM
+    cfg = AudioLMConfig(encoder_config={"attention": "chunk"}, lm_config={"hidden_size": 64}, vocab_size=50)
+    assert cfg.encoder_config["model_type"] == "soundflow_whisper_tower" and cfg.encoder_config["attention"] == "chunk"
+    assert cfg.encoder_config["whisper_config"]["model_type"] == "whisper" and cfg.ctc_vocab_size == 0
     assert cfg.lm_config["model_type"] == "llama" and cfg.lm_config["hidden_size"] == 64
     assert cfg.lm_config["vocab_size"] == cfg.vocab_size == 50 and cfg.lm_config["num_hidden_layers"] == 4
 
@@ -221,6 +178,50 @@ def test_cached_streaming_decode_matches_full_forward(memorised):
             pos += 1
     assert cache.get_seq_length() == len(ids)
     assert torch.allclose(torch.cat(logits), full, atol=1e-4)
+
+
+def test_cached_streaming_decode_matches_full_forward_across_tower_windows(memorised):
+    """23 chunks through 10-chunk tower windows (3 carried): streaming tower + KV-cached LM == one full pass."""
+    model = memorised[0]
+    n = 23
+    ids, _, _ = stream_sample([None] * n)
+    torch.manual_seed(1)
+    features = torch.randn(1, n * CHUNK, layout.N_MELS)
+    with torch.no_grad():
+        full = model(ids[None], features=features)["logits"][0]
+    cache, state, logits = model.new_cache(), model.init_encoder_state(), []
+    logits.append(model.prefill(model.embed_chunk(ids[:2]), cache)[0])
+    pos = 2
+    for c in range(n):
+        frames, state = model.encode_chunk(features[:, c * CHUNK:(c + 1) * CHUNK], state)
+        end = pos + layout.FRAMES_PER_CHUNK + 3  # <audio_begin> <audio>x10 <chunk_end> <silent>
+        logits.append(model.prefill(model.embed_chunk(ids[pos:end], frames), cache)[0])
+        pos = end
+    assert pos == len(ids) and state.chunks_in_window == 9  # windows: chunks [0, 10), [7, 17), [14, 23)
+    torch.testing.assert_close(torch.cat(logits), full, atol=1e-4, rtol=1e-4)
+
+
+def test_ctc_head_reads_the_projected_frames_and_survives_save_load(tmp_path):
+    from soundflow.tokens import ctc
+
+    torch.manual_seed(0)
+    model = AudioInteractionModel(tiny_config(ctc_vocab_size=ctc.VOCAB_SIZE)).eval()
+    assert model.ctc_head.in_features == 48 and ctc.VOCAB_SIZE == 29
+    frames = torch.randn(2, 15, 32)
+    logp = model.ctc_log_probs(frames)
+    assert logp.shape == (2, 15, 29) and logp.dtype == torch.float32
+    torch.testing.assert_close(logp, model.ctc_head(model.projector(frames)).log_softmax(-1))
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 15))
+    model.save_pretrained(tmp_path)
+    loaded = AudioInteractionModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.ctc_vocab_size == 29 and torch.equal(loaded.ctc_log_probs(frames), logp)
+    assert isinstance(loaded.encoder.config, WhisperTowerConfig)
+    assert loaded.encoder.config.to_dict() == model.encoder.config.to_dict()
+    model.train()  # frame dropout reaches the CTC head as it reaches the LM
+    model.config.frame_dropout = 0.5
+    assert not torch.allclose(model.ctc_log_probs(frames), logp)
+    with pytest.raises(ValueError, match="no CTC head"):
+        AudioInteractionModel(tiny_config()).ctc_log_probs(frames)
 
 
 def word_tokenizer():
@@ -332,7 +333,7 @@ def test_labelled_logits_only_gives_the_same_losses():
     """The training speed-up (LM head only where a label is predicted) must not change the losses."""
     torch.manual_seed(0)
     config = AudioLMConfig(
-        encoder_config={"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64},
+        encoder_config=tiny_tower_config(),
         lm_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                    "num_key_value_heads": 2, "intermediate_size": 64},
         vocab_size=40, audio_token_id=5, frame_dropout=0.0)

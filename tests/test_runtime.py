@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from soundflow import layout
-from soundflow.features import stream_fbank
+from soundflow.features import stream_logmel
 from soundflow.models import AudioInteractionModel
 from soundflow.runtime import StreamingSession, load_bundle, run_stream
 from soundflow.runtime.bundle import STREAMING_FILE
@@ -36,7 +36,10 @@ def test_bundle_holds_weights_configs_tokenizer_and_streaming_settings(tiny_bund
     assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", STREAMING_FILE} <= names
     spec = json.loads((tiny_bundle / STREAMING_FILE).read_text())
     assert spec["sample_rate"] == 16000 and spec["chunk_seconds"] == 0.4 and spec["frames_per_chunk"] == 10
-    assert spec["chunk_samples"] == CHUNK and len(spec["features"]["cmvn"]["mean"]) == layout.N_MELS
+    assert spec["chunk_samples"] == CHUNK and spec["format_version"] == 2
+    assert spec["features"] == {"kind": "whisper_logmel", "n_mels": 80, "n_fft": 400, "hop": 160, "per_chunk": True,
+                                "ceiling": 1.5}
+    assert spec["n_mels"] == 80 and spec["tower_precision"] == "fp32" and bundle.tower_precision == "fp32"
     assert [spec["special_token_ids"][t] for t in layout.SPECIAL_TOKENS] == list(range(len(layout.SPECIAL_TOKENS)))
     assert bundle.settings.max_context_chunks == 8 and bundle.settings.keep_context_chunks == 4
 
@@ -66,10 +69,69 @@ def test_bundle_errors_name_the_folder_and_key(tmp_path, tiny_bundle):
         load_bundle(broken)
 
 
+def copy_with(tiny_bundle, folder, **changes):
+    """A copy of the tiny bundle with streaming.json keys changed."""
+    import shutil
+
+    shutil.copytree(tiny_bundle, folder)
+    spec = json.loads((folder / STREAMING_FILE).read_text())
+    spec.update(changes)
+    (folder / STREAMING_FILE).write_text(json.dumps(spec))
+    return folder
+
+
+def test_old_format_and_bad_tower_precision_are_refused_by_name(tmp_path, tiny_bundle):
+    old = copy_with(tiny_bundle, tmp_path / "v1", format_version=1)  # a Kaldi fbank + CMVN bundle
+    with pytest.raises(ValueError, match=r"v1/streaming.json: format_version 1, this runtime reads 2"):
+        load_bundle(old)
+    bad = copy_with(tiny_bundle, tmp_path / "fp16", tower_precision="fp16")
+    with pytest.raises(ValueError, match=r"fp16/streaming.json: tower_precision must be one of bf16, fp32, auto"):
+        load_bundle(bad)
+    from soundflow.runtime import export_bundle
+
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match="tower_precision must be one of"):
+        export_bundle(tiny_bundle, out, max_context_chunks=8, keep_context_chunks=4, max_reply_tokens=6,
+                      default_instruction="x", tower_precision="fp16")
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_streamed_frames_equal_the_frame_cache_recipe_and_bf16_stays_close(tmp_path, tiny_bundle, bundle):
+    """ChunkEncoder (log-mel of one chunk, encode_chunk with its state) == the tower's whole-stream forward
+    on stream_logmel, the frame cache's recipe; a bundle that asks for a bf16 tower gives nearly the same."""
+    from soundflow.runtime.frontend import ChunkEncoder
+
+    audio = bursts([0.01, 0.3, 0.05, 0.2], chunks_each=2)
+    tower = bundle.model.encoder
+    with torch.no_grad():
+        whole, _ = tower(stream_logmel(audio, tower.config.n_mels, tower.config.mel_ceiling).unsqueeze(0))
+    encoder = ChunkEncoder(bundle)
+    streamed = torch.cat([encoder.frames(c) for c in audio.reshape(-1, CHUNK)], dim=1)
+    assert streamed.dtype == torch.float32 and streamed.shape == (1, 80, tower.output_dim)
+    torch.testing.assert_close(streamed, whole, atol=2e-5, rtol=1e-4)
+    bf16 = ChunkEncoder(load_bundle(copy_with(tiny_bundle, tmp_path / "bf16", tower_precision="bf16")))
+    assert bf16.precision == "bf16"
+    low = torch.cat([bf16.frames(c) for c in audio.reshape(-1, CHUNK)], dim=1)
+    assert low.dtype == torch.float32
+    assert float((low - whole).norm() / whole.norm()) < 0.05
+    with pytest.raises(ValueError, match="a chunk is 6400 samples"):
+        encoder.frames(audio[:100])
+
+
+def test_a_longer_chunk_override_runs_the_tower_on_longer_chunks(tiny_bundle):
+    """The latency benchmark's chunk-size sweep: 0.8 s chunks, 20 tower frames each."""
+    longer = load_bundle(tiny_bundle, chunk_seconds=0.8)
+    assert longer.settings.chunk_samples == 2 * CHUNK and longer.settings.frames_per_chunk == 20
+    events = run_stream(longer, bursts([0.01, 0.3], chunks_each=2))
+    assert [e.chunk for e in events] == [0, 1] and events[-1].time_s == pytest.approx(1.6)
+    with pytest.raises(ValueError, match="whole number of 40 ms"):
+        load_bundle(tiny_bundle, chunk_seconds=0.5)
+
+
 def test_parity_with_the_training_side_model(tiny_bundle, bundle):
     """Every token the runtime chose (decisions and replies) is the argmax of the training forward pass
-    (features from the tokens-stage recipe, whole-stream chunk-masked encoder, one teacher-forced pass
-    over the runtime's own token sequence)."""
+    (log-mel of the frame cache's recipe, the tower's whole-stream forward, one teacher-forced pass over the
+    runtime's own token sequence)."""
     audio = bursts([0.01, 0.3, 0.01, 0.2, 0.01], chunks_each=1)  # the random bundle answers two of these chunks
     session = StreamingSession(bundle, "transcribe what you hear", "en")
     events = session.feed(audio) + session.close()
@@ -91,7 +153,8 @@ def test_parity_with_the_training_side_model(tiny_bundle, bundle):
                 targets.append((len(sequence) - 1, token, decide if i == 0 else None))
             sequence.append(token)
     model = AudioInteractionModel.from_pretrained(tiny_bundle).eval()
-    feats = bundle.cmvn.apply(stream_fbank(audio)).unsqueeze(0)
+    tower = model.encoder.config
+    feats = stream_logmel(audio, tower.n_mels, tower.mel_ceiling).unsqueeze(0)
     with torch.no_grad():
         logits = model(torch.tensor([sequence]), features=feats)["logits"][0]
     chosen = [int(logits[pos].argmax()) if cands is None else cands[int(logits[pos, cands].argmax())]

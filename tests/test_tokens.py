@@ -1,4 +1,5 @@
-"""Tokens stage: tokenizer, fbank, sample layout, timeline rebuild, CLI shards and the training dataset."""
+"""Tokens stage (text only): tokenizer, sample layout, timeline rebuild, CTC segments, CLI shards and the
+training dataset."""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from soundflow import layout
-from soundflow.audio import AudioError, read_audio
-from soundflow.tokens import features, samples, shards
+from soundflow.tokens import ctc, samples, shards
 from soundflow.tokens import tokenizer as tk
 from soundflow.tokens.__main__ import main
 from soundflow.tokens.dataset import ShardDataset, TokenBatchSampler, collate
@@ -22,15 +22,6 @@ from soundflow.tokens.decode import parse_stream
 
 CFG = {"vocab_size": 2000, "max_chunks": 60, "shard_size": 16}
 N_SPECIAL = len(layout.SPECIAL_TOKENS)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Per-chunk fbank is small work: extra torch threads only contend for the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -99,35 +90,6 @@ def test_tokenizer_special_ids_stable_and_cjk_not_merged(frames, tok):
     assert ids_of(other, *layout.SPECIAL_TOKENS) == list(range(N_SPECIAL))
     with pytest.raises(ValueError, match="vocab_size"):
         tk.train_tokenizer(["x"], 100)
-
-
-# --------------------------------------------------------------------------- features
-
-def test_fbank_is_40_frames_per_chunk_and_chunkwise(smoke_corpus, frames):
-    corpus, _ = smoke_corpus
-    row = frames["test"].row(0, named=True)
-    audio = read_audio(corpus / row["audio"])
-    n = samples.n_chunks(row)
-    assert audio.size == n * features.CHUNK_SAMPLES
-    feats = features.stream_fbank(audio)
-    assert feats.shape == (40 * n, layout.N_MELS) and torch.isfinite(feats).all()
-    assert features.fbank(audio).shape == (audio.size // 160, layout.N_MELS)
-    # A runtime that sees one chunk at a time computes exactly the same frames.
-    k = n // 2
-    torch.testing.assert_close(feats[40 * k:40 * k + 40], features.fbank(audio[6400 * k:6400 * (k + 1)]))
-    assert features.fbank(np.zeros(100, np.float32)).shape == (1, layout.N_MELS)
-    with pytest.raises(ValueError, match="whole number"):
-        features.stream_fbank(audio[:-1])
-
-
-def test_feature_pool_matches_single_process(smoke_corpus, frames):
-    corpus, _ = smoke_corpus
-    paths = [corpus / a for a in frames["test"]["audio"][:3]]
-    with shards.feature_map(1) as fmap:
-        single = list(fmap(paths))
-    with shards.feature_map(2) as fmap:
-        pooled = list(fmap(paths))
-    assert all(a.dtype == torch.float16 and torch.equal(a, b) for a, b in zip(single, pooled, strict=True))
 
 
 # --------------------------------------------------------------------------- sample layout
@@ -235,6 +197,35 @@ def test_timeline_rebuilds_from_tokens_for_every_test_stream(frames, tok, max_ch
         assert rebuilt(samples.build_streaming_sample(row, tok, max_chunks), tok) == respond_entries(row), row["id"]
 
 
+# --------------------------------------------------------------------------- CTC segments
+
+def speech_turn(start_s, end_s, label, voice="espeak:en-us+m1", kind="speech"):
+    return {"start_s": start_s, "end_s": end_s,
+            "pieces": json.dumps([{"kind": kind, "voice": voice, "label": label}])}
+
+
+def test_ctc_segments_are_tower_frame_spans_with_context_and_char_targets():
+    two_clips = {"start_s": 3.0, "end_s": 3.3, "pieces": json.dumps(
+        [{"kind": "speech", "voice": "espeak:en-us+m1", "label": "a"}] * 2)}
+    row = {"id": "toy-1", "condition": "heldout_voice", "turns": [
+        speech_turn(0.05, 1.01, "hello world"),  # the 100 ms context before it is cut at the stream start
+        speech_turn(2.01, 2.81, "it's seven"),
+        speech_turn(2.9, 3.0, "你好", voice="espeak:cmn-latn-pinyin+m1"),  # not English
+        two_clips,  # not one clip
+        speech_turn(3.4, 3.7, "a dog", kind="event"),  # not speech
+        speech_turn(3.5, 3.9, "Hello!"),  # outside the CTC alphabet
+        speech_turn(4.41, 4.78, "end"),  # the context after it is cut at the stream end
+    ]}
+    segs = ctc.segments(row, n_frames=120)  # 12 chunks of 10 tower frames
+    assert [(s["start"], s["end"]) for s in segs] == [(0, 28), (47, 73), (107, 120)]
+    assert [s["text"] for s in segs] == ["hello world", "it's seven", "end"]
+    for seg, turn in zip(segs, [row["turns"][i] for i in (0, 1, 6)]):
+        assert seg["item_id"] == "toy-1" and seg["condition"] == "heldout_voice" and seg["voice"] == "espeak:en-us+m1"
+        assert seg["target"].dtype == torch.int8 and ctc.ids_to_text(seg["target"].tolist()) == seg["text"]
+        assert seg["start"] * ctc.FRAME_S <= turn["start_s"] and turn["end_s"] <= seg["end"] * ctc.FRAME_S
+    assert ctc.char_ids("Hello") is None and ctc.char_ids("") is None and ctc.VOCAB_SIZE == len(ctc.CHARS) + 1
+
+
 # --------------------------------------------------------------------------- CLI, shards, dataset
 
 @pytest.fixture(scope="module")
@@ -246,8 +237,7 @@ def tokens_dir(smoke_corpus, tmp_path_factory):
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     try:
-        rc = main(["build", "--cfg", json.dumps(CFG), "--corpus", str(corpus), "--out", str(root / "tokens"),
-                   "--workers", "1"])
+        rc = main(["build", "--cfg", json.dumps(CFG), "--corpus", str(corpus), "--out", str(root / "tokens")])
     finally:
         if old is None:
             os.environ.pop("MLFLOW_TRACKING_URI")
@@ -266,8 +256,8 @@ def test_cli_writes_shards_index_stats(tokens_dir, frames):
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.stage = 'tokens'")
     assert run.info.status == "FINISHED" and run.data.metrics["train_samples"] == stats["train"]["samples"]
     tok = tk.load(tokens_dir / "tokenizer")
-    cmvn = features.Cmvn.load(tokens_dir / "cmvn.json")
     assert stats["vocab_size"] == len(tok)
+    assert sorted(p.name for p in tokens_dir.iterdir()) == ["dev", "stats.json", "test", "tokenizer", "train"]
     for split in shards.SPLITS:
         index = pl.read_parquet(tokens_dir / split / "index.parquet")
         frame = frames[split]
@@ -285,31 +275,42 @@ def test_cli_writes_shards_index_stats(tokens_dir, frames):
             assert rec["item_id"] == entry["item_id"] and rec["chunk_start"] == entry["chunk_start"]
             assert rec["input_ids"].dtype == torch.int32 and rec["labels"].dtype == torch.int32
             assert rec["label_kind"].dtype == torch.int8 and len(rec["input_ids"]) == entry["n_tokens"]
-            assert rec["features"].dtype == torch.float16
-            assert rec["features"].shape == (40 * entry["n_chunks"], layout.N_MELS)
-        if split == "train":  # normalised with the train statistics
-            all_feats = torch.cat([r["features"].float() for v in loaded.values() for r in v])
-            assert all_feats.mean(0).abs().max() < 0.05 and (all_feats.std(0) - 1).abs().max() < 0.05
-            assert cmvn.frames == all_feats.shape[0]
+            assert "features" not in rec  # text only: the audio's frames come from the frame cache
+            assert rec["n_chunks"] == entry["n_chunks"]
 
 
 def test_shard_record_matches_its_item(tokens_dir, smoke_corpus, frames):
-    """A stored window holds the normalised fbank of its own chunks and the tokens of its decisions."""
-    corpus, _ = smoke_corpus
+    """A stored window names its item and chunk span (its frames' place in the frame cache) and holds the
+    tokens of its decisions."""
     tok = tk.load(tokens_dir / "tokenizer")
-    cmvn = features.Cmvn.load(tokens_dir / "cmvn.json")
     index = pl.read_parquet(tokens_dir / "test" / "index.parquet")
     entry = index.sort("chunk_start").row(-1, named=True)  # a later window when a stream was cut
     rec = torch.load(tokens_dir / "test" / entry["shard"], weights_only=True)[entry["position"]]
     row = frames["test"].filter(pl.col("id") == entry["item_id"]).row(0, named=True)
     assert (rec["sub_task"], rec["condition"], rec["mode"]) == (row["sub_task"], row["condition"], row["mode"])
-    want = cmvn.apply(features.stream_fbank(read_audio(corpus / row["audio"])))
-    frames_ = slice(40 * rec["chunk_start"], 40 * (rec["chunk_start"] + rec["n_chunks"]))
-    torch.testing.assert_close(rec["features"].float(), want[frames_], atol=1e-2, rtol=1e-2)
+    assert rec["chunk_start"] + rec["n_chunks"] <= samples.n_chunks(row)
+    audio_slots = rec["input_ids"] == tok.convert_tokens_to_ids(layout.AUDIO)
+    assert int(audio_slots.sum()) == layout.FRAMES_PER_CHUNK * rec["n_chunks"]
     got = [d for d in parse_stream(rec["input_ids"].tolist(), tok, rec["chunk_start"]) if d["action"] == "respond"]
     lo, hi = rec["chunk_start"], rec["chunk_start"] + rec["n_chunks"]
     assert [{k: d[k] for k in ("chunk", "text", "emotion")} for d in got] == \
         [e for e in respond_entries(row) if lo <= e["chunk"] < hi]
+
+
+def test_ctc_segments_of_every_split_lie_inside_their_items(tokens_dir, frames):
+    stats = json.loads((tokens_dir / "stats.json").read_text())
+    for split in shards.SPLITS:
+        segs = torch.load(tokens_dir / split / "ctc.pt", weights_only=True)
+        rows = {r["id"]: r for r in online_rows(frames[split])}
+        assert stats[split]["ctc_segments"] == len(segs) and (split == "test" or segs)
+        assert stats[split]["ctc_hours"] == pytest.approx(sum(s["end"] - s["start"] for s in segs) * 0.04 / 3600)
+        for seg in segs:
+            row = rows[seg["item_id"]]
+            assert 0 <= seg["start"] < seg["end"] <= samples.n_chunks(row) * layout.FRAMES_PER_CHUNK
+            assert seg["target"].tolist() == ctc.char_ids(seg["text"]) and seg["condition"] == row["condition"]
+            turns = [t for t in row["turns"] if json.loads(t["pieces"])[0].get("label") == seg["text"]]
+            assert any(seg["start"] * ctc.FRAME_S <= max(t["start_s"] - ctc.CONTEXT_S, 0) + 1e-9
+                       and t["end_s"] <= seg["end"] * ctc.FRAME_S for t in turns)
 
 
 def test_cli_bad_corpus_and_cfg_give_one_clear_error(tmp_path, capsys):
@@ -325,14 +326,26 @@ def test_cli_bad_corpus_and_cfg_give_one_clear_error(tmp_path, capsys):
     assert rc == 2 and "missing key 'shard_size'" in capsys.readouterr().err
 
 
-def test_missing_audio_names_the_file_and_leaves_no_output(smoke_corpus, tmp_path):
+def test_tokens_need_only_the_manifests_and_a_failed_build_leaves_no_output(smoke_corpus, tokens_dir, tmp_path):
+    """The stage reads no audio (manifests alone give the same shards); a bad item stops it with the item's
+    name and leaves neither the output nor its temp folder behind."""
     corpus, _ = smoke_corpus
     for split in shards.SPLITS:  # manifests without their audio folder
         shutil.copy(corpus / f"{split}.parquet", tmp_path / f"{split}.parquet")
-    first = pl.read_parquet(tmp_path / "train.parquet")["audio"][0]
-    with pytest.raises(AudioError, match=re.escape(str(tmp_path / first))):
-        shards.build(CFG, tmp_path, tmp_path / "tokens", workers=1, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{s}.parquet" for s in sorted(shards.SPLITS)]
+    stats = shards.build(CFG, tmp_path, tmp_path / "tokens")
+    assert stats == json.loads((tokens_dir / "stats.json").read_text())
+    for split in shards.SPLITS:
+        assert (pl.read_parquet(tmp_path / "tokens" / split / "index.parquet")
+                .equals(pl.read_parquet(tokens_dir / split / "index.parquet")))
+    frame = pl.read_parquet(tmp_path / "dev.parquet")
+    bad_id = frame["id"][0]
+    frame.with_columns(pl.when(pl.col("id") == bad_id).then(pl.col("duration_s") + 0.1)
+                       .otherwise(pl.col("duration_s")).alias("duration_s")).write_parquet(tmp_path / "dev.parquet")
+    before = (tmp_path / "tokens" / "stats.json").read_text()
+    with pytest.raises(samples.SampleError, match=re.escape(bad_id)):
+        shards.build(CFG, tmp_path, tmp_path / "tokens")
+    assert (tmp_path / "tokens" / "stats.json").read_text() == before  # the earlier output is untouched
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 def test_dataset_batches_and_collate(tokens_dir):
@@ -353,15 +366,14 @@ def test_dataset_batches_and_collate(tokens_dir):
     out = collate(recs, pad_id=tok.pad_token_id)
     size, length = len(recs), max(len(r["input_ids"]) for r in recs)
     assert out["input_ids"].shape == out["labels"].shape == out["label_kind"].shape == (size, length)
-    frames = max(r["features"].shape[0] for r in recs)
-    assert out["features"].shape == (size, frames, layout.N_MELS) and out["features"].dtype == torch.float32
-    assert out["feature_lens"].tolist() == [40 * r["n_chunks"] for r in recs]
+    assert "features" not in out and "feature_lens" not in out
+    assert out["n_chunks"].tolist() == [r["n_chunks"] for r in recs]
+    assert out["chunk_start"].tolist() == [r["chunk_start"] for r in recs]
     for b, rec in enumerate(recs):
         n = len(rec["input_ids"])
         assert out["input_ids"][b, :n].tolist() == rec["input_ids"].tolist()
         assert (out["input_ids"][b, n:] == tok.pad_token_id).all() and (out["labels"][b, n:] == -100).all()
         assert out["attention_mask"][b].sum() == n and (out["label_kind"][b, n:] == layout.LABEL_NONE).all()
-        assert (out["features"][b, rec["features"].shape[0]:] == 0).all()
     assert out["item_id"] == [r["item_id"] for r in recs]
 
     loader = DataLoader(ds, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tok.pad_token_id))

@@ -1,4 +1,5 @@
-"""Training: parameter groups, schedule, augmentation, DeepSpeed config, and resume after a kill."""
+"""Training: the model a run starts from (init), parameter groups, the CTC head, schedule, DeepSpeed config,
+determinism and resume after a kill."""
 import json
 from types import SimpleNamespace
 
@@ -7,27 +8,115 @@ import polars as pl
 import pytest
 import torch
 
-from soundflow import config
+from soundflow import config, layout
 from soundflow.models import AudioInteractionModel, AudioLMConfig
+from soundflow.tokens import ctc
 from soundflow.train import engine, loop, stages
-from tests.conftest import run
+from tests.conftest import run, tiny_tower_config
 
-TINY = {"encoder_config": {"d_model": 32, "n_layers": 1, "n_heads": 2, "ff": 64},
+TINY = {"encoder_config": tiny_tower_config(),
         "lm_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                       "num_key_value_heads": 2, "intermediate_size": 64}, "vocab_size": 64}
 
 
-def test_trainable_groups_freeze_the_rest():
-    model = AudioInteractionModel(AudioLMConfig(**TINY))
-    params = stages.trainable(model, ["projector"])
-    assert {id(p) for p in params} == {id(p) for p in model.projector.parameters()}
-    assert not any(p.requires_grad for p in model.encoder.parameters())
+def test_trainable_groups_freeze_the_rest_and_the_tower_always():
+    model = AudioInteractionModel(AudioLMConfig(**TINY, ctc_vocab_size=ctc.VOCAB_SIZE))
+    params = stages.trainable(model, ["projector"])  # the CTC head trains with the projector
+    assert {id(p) for p in params} == {id(p) for m in (model.projector, model.ctc_head) for p in m.parameters()}
     assert not any(p.requires_grad for p in model.lm.parameters())
     stages.trainable(model, ["embeddings"])
     assert model.lm.get_input_embeddings().weight.requires_grad
-    assert not model.projector[0].weight.requires_grad
-    with pytest.raises(KeyError, match="unknown parameter group 'decoder'"):
-        stages.trainable(model, ["decoder"])
+    assert not model.projector[0].weight.requires_grad and not model.ctc_head.weight.requires_grad
+    stages.trainable(model, list(stages.GROUPS))
+    assert not any(p.requires_grad for p in model.encoder.parameters())  # frozen in every stage
+    assert all(p.requires_grad for m in (model.projector, model.ctc_head, model.lm) for p in m.parameters())
+    for unknown in ("decoder", "encoder"):  # the encoder group went with stage s0
+        with pytest.raises(KeyError, match=f"unknown parameter group '{unknown}'"):
+            stages.trainable(model, [unknown])
+    no_head = AudioInteractionModel(AudioLMConfig(**TINY))
+    assert {id(p) for p in stages.trainable(no_head, ["projector"])} == {id(p) for p in no_head.projector.parameters()}
+
+
+def tokens_folder(root):
+    """The one thing build_model reads of a tokens folder: its tokenizer."""
+    from soundflow.tokens.tokenizer import train_tokenizer
+
+    train_tokenizer(["a dog barked twice", "the kettle is whistling"] * 10, vocab_size=300).save_pretrained(
+        str(root / "tokenizer"))
+    return root
+
+
+TOWER = {"pretrained": None, "sizes": {"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2,
+                                       "encoder_ffn_dim": 64, "num_mel_bins": 80},
+         "attention": "block_causal", "window_frames": 200, "carry_frames": 40, "mel_ceiling": 1.0}
+MODEL_CFG = {"tower": TOWER, "lm": TINY["lm_config"], "projector": "mlp", "frame_dropout": 0.1}
+
+
+def test_build_model_random_tower_or_imported_whisper_encoder(tmp_path):
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    tokens = tokens_folder(tmp_path)
+    model = stages.build_model(MODEL_CFG, tokens)
+    tower = model.encoder.config
+    assert (tower.attention, tower.window_frames, tower.carry_frames, tower.mel_ceiling) == ("block_causal", 200, 40, 1.0)
+    assert tower.whisper_config.d_model == 32 and tower.n_mels == 80
+    assert model.ctc_head.out_features == ctc.VOCAB_SIZE and model.config.vocab_size == 300
+    assert model.config.audio_token_id == layout.SPECIAL_TOKENS.index(layout.AUDIO) and model.config.frame_dropout == 0.1
+
+    torch.manual_seed(1)
+    whisper = WhisperForConditionalGeneration(WhisperConfig(
+        d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=48, decoder_layers=1,
+        decoder_attention_heads=2, decoder_ffn_dim=48, num_mel_bins=80, vocab_size=100, pad_token_id=1,
+        bos_token_id=0, eos_token_id=0, decoder_start_token_id=0))
+    whisper.save_pretrained(tmp_path / "whisper")
+    imported = stages.build_model({**MODEL_CFG, "tower": {**TOWER, "pretrained": "x", "sizes": None}}, tokens,
+                                  tmp_path / "whisper")
+    assert imported.encoder.config.whisper_config.encoder_layers == 1  # the folder's sizes, not `sizes`
+    assert imported.encoder.config.window_frames == 200
+    want = whisper.get_encoder().state_dict()
+    got = imported.encoder.whisper.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    with pytest.raises(ValueError, match="needs its imported folder"):
+        stages.build_model({**MODEL_CFG, "tower": {**TOWER, "sizes": None}}, tokens)
+
+
+def ctc_segments(texts, conditions, lengths, seed=0):
+    """CTC segments (as tokens/ctc.py makes them) with random fp16 frames (as the frame cache holds them)."""
+    gen = torch.Generator().manual_seed(seed)
+    segments = [{"item_id": f"item-{k}", "start": 0, "end": n, "text": t, "voice": "v", "condition": c,
+                 "target": torch.tensor(ctc.char_ids(t), dtype=torch.int8)}
+                for k, (t, c, n) in enumerate(zip(texts, conditions, lengths))]
+    return segments, [torch.randn(n, 32, generator=gen).half() for n in lengths]
+
+
+def test_ctc_head_loss_decreases_and_is_evaluated_per_condition():
+    torch.manual_seed(0)
+    model = AudioInteractionModel(AudioLMConfig(**TINY, ctc_vocab_size=ctc.VOCAB_SIZE, frame_dropout=0.0))
+    segments, frames = ctc_segments(["hi", "go on", "yes", "it is"],
+                                    ["heldout_voice", "heldout_voice", "unseen_engine", "unseen_engine"], [12, 16, 9, 14])
+    batch = stages.ctc_batch(segments, frames, np.array([1, 0, 3, 2]))
+    assert batch["frames"].shape == (4, 16, 32) and batch["frames"].dtype == torch.float32
+    assert batch["lengths"].tolist() == [16, 12, 14, 9] and batch["targets"][0].tolist() == ctc.char_ids("go on")
+    assert (batch["frames"][3, 9:] == 0).all()
+    before = stages.ctc_evaluate(model.eval(), segments, frames)
+    assert set(before) == {f"ctc_{m}_{c}" for m in ("cer", "wer") for c in ("heldout_voice", "unseen_engine")}
+    params = stages.trainable(model, ["projector"])
+    opt = torch.optim.Adam(params, lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(150):
+        loss = stages.ctc_loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0], losses[::30]
+    assert all(p.grad is None for p in model.lm.parameters()) and model.encoder.whisper.conv1.weight.grad is None
+    after = stages.ctc_evaluate(model.eval(), segments, frames)
+    assert after.keys() == before.keys()
+    assert after["ctc_cer_heldout_voice"] == after["ctc_cer_unseen_engine"] == 0.0  # memorised
+    assert before["ctc_cer_heldout_voice"] > 0.5
+    assert stages.ctc_transcribe(model, frames) == ["hi", "go on", "yes", "it is"]
 
 
 def test_asr_first_token_accuracy_scores_only_the_token_after_each_emotion_tag():
@@ -93,27 +182,31 @@ def test_select_filters_by_mode_and_prefix_and_repeats():
         stages.select(data, {"modes": ["offline"], "sub_tasks": ["st_"]})
 
 
-def test_spec_augment_starts_at_its_epoch():
-    cfg = {"spec_augment": True, "spec_augment_from_epoch": 4}
-    assert [stages.spec_augment_on(cfg, e) for e in range(6)] == [False] * 4 + [True] * 2
-    assert stages.spec_augment_on({"spec_augment": True}, 0)
-    assert not stages.spec_augment_on({**cfg, "spec_augment": False}, 5)
-
-
-def test_spec_augment_masks_within_length():
-    feats = torch.ones(2, 300, 80)
-    lengths = torch.tensor([300, 120])
-    out = stages.spec_augment(feats, lengths, np.random.default_rng(0))
-    assert (out == 0).any() and (out[:, :, :] != 0).any()
-    assert torch.equal(out[1, 120:], feats[1, 120:])  # padding untouched
-    assert torch.equal(feats, torch.ones(2, 300, 80))  # input not modified
-
-
 def test_ctc_greedy_collapses_repeats_and_blanks():
     # classes: 0 blank, 1 space, 2 apostrophe, 3 'a', 4 'b'
     ids = [3, 3, 0, 3, 1, 4, 4, 0]
     log_probs = torch.nn.functional.one_hot(torch.tensor(ids), 30).float()
     assert stages.ctc_greedy(log_probs, len(ids)) == "aa b"
+
+
+def test_learning_curves_draw_lm_and_ctc_stages(tmp_path):
+    """The figure of train_report takes s1-s4 as the stages log them: LM stages (some with a CTC loss) and
+    a CTC stage (kind: ctc, L_CTC only, dev CER only)."""
+    from soundflow.train import curves
+
+    def stage(name, keys, dev):
+        curve = [{"step": s, "train_minutes": s / 10, **{k: 1.0 / s for k in keys}} for s in (1, 2, 3)]
+        history = [{"step": 3, "train_minutes": 0.3, **dev}]
+        return {"stage": name, "train_minutes": 0.3, "curve": curve, "history": history}
+
+    lm_dev = {"decision_accuracy": 0.6, "loss_lm": 2.0, "loss_stream": 0.5}
+    ctc_dev = {"ctc_cer_heldout_voice": 0.5, "ctc_wer_heldout_voice": 0.9}
+    metrics = [stage("s1", ("loss", "loss_lm", "loss_stream"), lm_dev),
+               stage("s2", ("loss", "loss_ctc"), ctc_dev),
+               stage("s3", ("loss", "loss_lm", "loss_stream", "loss_ctc"), {**lm_dev, **ctc_dev}),
+               stage("s4", ("loss", "loss_lm", "loss_stream", "loss_ctc"), {**lm_dev, **ctc_dev})]
+    curves.plot(metrics, tmp_path / "training.png")
+    assert (tmp_path / "training.png").stat().st_size > 10_000
 
 
 def test_deepspeed_config_for_cpu_and_gpu():
@@ -141,16 +234,126 @@ def differing(a: dict, b: dict) -> list[str]:
     return [k for k in a if float((a[k].float() - b[k].float()).norm()) > FLOAT_NOISE * float(a[k].float().norm())]
 
 
-def stage_cmd(work, name: str, init: str | None, out, **overrides) -> tuple[list[str], dict]:
+def smoke_stage_config(work, name: str) -> dict:
+    """{model, stage} of one stage as the smoke workflow copy passes it."""
+    return json.loads(run(["python", "-c", "from soundflow import config; import json; "
+                                           f"print(json.dumps(config.stage_config(config.load(profile='smoke'), '{name}')))"],
+                          work).stdout)
+
+
+def stage_cmd(work, name: str, init: str, out, **overrides) -> tuple[list[str], dict]:
     """The CLI call of one smoke stage on the smoke DAG's tokens and frames, with config overrides."""
-    cfg = json.loads(run(["python", "-c", "from soundflow import config; import json; "
-                                          f"print(json.dumps(config.stage_config(config.load(profile='smoke'), '{name}')))"],
-                         work).stdout)
+    cfg = smoke_stage_config(work, name)
     cfg["stage"].update(overrides)
     cmd = ["python", "-m", "soundflow.train", "stage", "--name", name, "--cfg", json.dumps(cfg),
            "--tokens", str(work / "data/tokens"), "--frames", str(work / "data/frames"),
-           "--out", str(out)] + (["--init", str(work / f"data/models/{init}/model")] if init else [])
+           "--init", str(work / f"data/models/{init}/model"), "--out", str(out)]
     return cmd, cfg
+
+
+def test_init_model_is_seeded_and_a_stage_needs_its_init_and_frames(smoke_run, tmp_path, capsys):
+    """`train init` rebuilds the DAG's untrained model bit for bit (random tower, projector, LM, CTC head);
+    a stage without --init or --frames is refused before it loads anything."""
+    from safetensors.torch import load_file
+
+    from soundflow.train.__main__ import main
+
+    work, _ = smoke_run
+    cfg = smoke_stage_config(work, "s1")
+    threads = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng():
+            assert main(["init", "--cfg", json.dumps(cfg), "--tokens", str(work / "data/tokens"),
+                         "--out", str(tmp_path / "init")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    again, dag = (load_file(d / "model" / "model.safetensors") for d in (tmp_path / "init", work / "data/models/init"))
+    assert again.keys() == dag.keys() and all(torch.equal(again[k], dag[k]) for k in dag)
+    assert any(k.startswith("ctc_head.") for k in dag) and any(k.startswith("encoder.whisper.") for k in dag)
+    metrics = json.loads((tmp_path / "init" / "metrics.json").read_text())
+    assert metrics["tower"] is None and set(metrics["params"]) == {"tower", "projector", "lm"}
+    assert (tmp_path / "init" / "model" / "tokenizer.json").is_file()
+    cmd, _ = stage_cmd(work, "s1", "init", tmp_path / "s1")
+    for flag in ("--init", "--frames"):
+        i = cmd.index(flag)
+        with pytest.raises(SystemExit) as exit_info:
+            main(cmd[3:i] + cmd[i + 2:])  # the arguments after `python -m soundflow.train`
+        assert exit_info.value.code == 2
+        assert f"the following arguments are required: {flag}" in capsys.readouterr().err
+    assert not (tmp_path / "s1").exists()
+
+
+def test_lm_stage_batches_carry_ctc_segments_and_the_loss_adds_them(smoke_run):
+    """An LM stage that trains the projector with ctc_weight > 0 draws CTC segments from the frame cache into
+    every batch and adds ctc_weight * L_CTC; its evaluation adds the CTC head's dev CER/WER."""
+    work, _ = smoke_run
+    stage = {**smoke_stage_config(work, "s3")["stage"], "ctc_weight": 0.5, "ctc_frames": 200, "eval_samples": 4}
+    model = AudioInteractionModel.from_pretrained(work / "data/models/init/model")
+    tokens, frames = work / "data/tokens", work / "data/frames"
+    params, batches, loss_fn, evaluate = stages.lm_stage_fns(model, tokens, frames, stage, 0)
+    assert {id(p) for p in model.ctc_head.parameters()} <= {id(p) for p in params}
+    batch = next(iter(batches(0)))
+    part = batch["ctc"]
+    assert len(part["targets"]) == part["frames"].shape[0] == len(part["lengths"]) >= 1
+    assert part["frames"].shape[1] == int(part["lengths"].max()) and part["frames"].shape[2] == model.encoder.output_dim
+    model.train()
+    out = loss_fn(model, batch)
+    torch.testing.assert_close(out["loss"], out["loss_lm"] + stage["stream_weight"] * out["loss_stream"]
+                               + 0.5 * out["loss_ctc"])
+    with torch.no_grad():
+        metrics = evaluate(model.eval())
+    dev_conditions = {s["condition"] for s in torch.load(tokens / "dev" / "ctc.pt", weights_only=True)[:4]}
+    assert "decision_accuracy" in metrics and dev_conditions
+    assert {k for k in metrics if k.startswith("ctc_")} == {f"ctc_{m}_{c}" for m in ("cer", "wer") for c in dev_conditions}
+    # no CTC draws where the stage does not train the projector or gives CTC no weight
+    for change in ({"ctc_weight": 0.0}, {"trainable": ["embeddings"]}):
+        _, plain_batches, plain_loss, plain_eval = stages.lm_stage_fns(model, tokens, frames, {**stage, **change}, 0)
+        plain = next(iter(plain_batches(0)))
+        assert "ctc" not in plain and "loss_ctc" not in plain_loss(model, plain)
+        with torch.no_grad():
+            assert not any(k.startswith("ctc_") for k in plain_eval(model.eval()))
+
+
+def test_ctc_draws_never_ask_for_more_segments_than_there_are(smoke_run):
+    """A CTC share per batch larger than the whole segment set (a small corpus, a large ctc_frames) still
+    gives batches, every segment at most once in a batch."""
+    work, _ = smoke_run
+    tokens = work / "data/tokens"
+    n_segments = len(torch.load(tokens / "train" / "ctc.pt", weights_only=True))
+    stage = {**smoke_stage_config(work, "s3")["stage"], "ctc_frames": 10**6}
+    model = AudioInteractionModel.from_pretrained(work / "data/models/init/model")
+    _, batches, _, _ = stages.lm_stage_fns(model, tokens, work / "data/frames", stage, 0)
+    batch = next(iter(batches(0)))
+    assert 1 <= len(batch["ctc"]["targets"]) <= n_segments
+
+
+def test_ctc_stage_trains_projector_and_head_on_segments_alone(smoke_run):
+    """kind: ctc (smoke s2): token-budgeted batches of every train segment once an epoch, loss = L_CTC,
+    dev CER/WER per condition; a model without a CTC head is refused by name."""
+    work, _ = smoke_run
+    tokens, frames = work / "data/tokens", work / "data/frames"
+    stage = smoke_stage_config(work, "s2")["stage"]
+    assert stage["kind"] == "ctc"
+    model = AudioInteractionModel.from_pretrained(work / "data/models/s1/model")
+    params, batches, loss_fn, evaluate = stages.ctc_stage_fns(model, tokens, frames, stage, 0)
+    assert {id(p) for p in params} == {id(p) for m in (model.projector, model.ctc_head) for p in m.parameters()}
+    segments = torch.load(tokens / "train" / "ctc.pt", weights_only=True)
+    epoch = list(batches(0))
+    assert sum(len(b["targets"]) for b in epoch) == len(segments) and len(epoch) > 1
+    assert all(b["frames"].shape[0] * b["frames"].shape[1] <= stage["ctc_frames"] or len(b["targets"]) == 1
+               for b in epoch)
+    assert sorted(sum(len(t) for t in b["targets"]) for b in epoch) == \
+        sorted(sum(len(t) for t in b["targets"]) for b in batches(0))  # the same batches again for the same epoch
+    model.train()
+    out = loss_fn(model, epoch[0])
+    assert out["loss"] is out["loss_ctc"] and out["tokens"] == int(epoch[0]["lengths"].sum())
+    assert "loss_lm" not in out and torch.isfinite(out["loss"])
+    with torch.no_grad():
+        metrics = evaluate(model.eval())
+    assert metrics and all(k.startswith(("ctc_cer_", "ctc_wer_")) for k in metrics)
+    no_head = AudioInteractionModel(AudioLMConfig(**{**model.config.to_dict(), "ctc_vocab_size": 0}))
+    with pytest.raises(ValueError, match="needs a model with a CTC head"):
+        stages.ctc_stage_fns(no_head, tokens, frames, stage, 0)
 
 
 def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
@@ -171,7 +374,7 @@ def test_killed_stage_resumes_from_its_last_checkpoint(smoke_run, tmp_path):
     assert metrics["steps"] == 10
     # the learning curve survives the kill: points logged before it come back from the checkpoint
     assert [c["step"] for c in metrics["curve"]] == list(range(1, 11))
-    assert {"loss", "loss_lm", "loss_stream"} <= metrics["curve"][0].keys()
+    assert {"loss", "loss_lm", "loss_stream", "loss_ctc"} <= metrics["curve"][0].keys()  # s3 keeps the CTC loss
     assert (out / "model" / "model.safetensors").is_file()
     reloaded = AudioInteractionModel.from_pretrained(out / "model")
     assert reloaded.config.vocab_size == json.loads((out / "model" / "config.json").read_text())["vocab_size"]
@@ -193,11 +396,12 @@ def test_checkpoint_of_other_inputs_is_not_resumed(smoke_run, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["steps"] == 6
 
 
-@pytest.mark.parametrize("name,init", [("s0", None), ("s3", "s2")])
+@pytest.mark.parametrize("name,init", [("s2", "s1"), ("s3", "s2")])
 def test_step_bounded_stage_is_deterministic(smoke_run, tmp_path, name, init):
     """Two runs of a step-bounded stage give the same weights (up to FLOAT_NOISE), even when one evaluates
-    after every step (evaluations run on the clock, so they must not touch the training RNG stream). s0
-    starts from a new random model: its initial weights must be seeded as well."""
+    after every step (evaluations run on the clock, so they must not touch the training RNG stream). s2 is
+    a CTC stage, s3 an LM stage that also draws CTC segments for every batch. (The random initial weights:
+    test_init_model_is_seeded_and_a_stage_needs_its_init_and_frames.)"""
     from safetensors.torch import load_file
 
     work, _ = smoke_run

@@ -17,16 +17,24 @@ def test_smoke_dag_writes_every_output(smoke_run):
     assert (work / "logs/corpus.log").is_file()
     stats = json.loads((work / "data/tokens/stats.json").read_text())
     assert stats["train"]["samples"] > 0 and (work / "data/tokens/tokenizer").is_dir()
-    for stage in ("s0", "s1", "s2", "s3", "s4", "offline"):
+    assert stats["train"]["ctc_segments"] > 0 and not (work / "data/tokens/cmvn.json").exists()
+    assert sorted(p.name for p in (work / "data/frames").glob("[!.]*")) == ["dev.pt", "tower.json", "train.pt"]
+    assert not (work / "data/pretrained").exists()  # smoke: a random tower, nothing imported
+    for stage in ("init", "s1", "s2", "s3", "s4", "offline"):
         assert (work / f"data/models/{stage}/model/model.safetensors").is_file(), stage
+    assert not (work / "data/models/s0").exists()
     train = json.loads((work / "reports/metrics/train.json").read_text())
-    for key in ("decision_accuracy_dev", "asr_wer_dev", "asr_first_token_acc_train", "train_minutes", "tokens_per_s"):
-        assert key in train
+    for key in ("decision_accuracy_dev", "asr_wer_dev", "ctc_wer_dev", "asr_first_token_acc_train", "train_minutes",
+                "tokens_per_s"):
+        assert key in train, key
+    assert set(train["stages"]) == {"s1", "s2", "s3", "s4"}
     assert 0.0 <= train["decision_accuracy_dev"] <= 1.0
     assert all(stage["ended_by"] == "steps" for stage in train["stages"].values())  # smoke: 12 steps per stage
     assert (work / "reports/figures/training.png").stat().st_size > 10_000
     for kind in ("soundflow", "offline"):
-        assert (work / f"data/export/{kind}-smoke/streaming.json").is_file(), kind
+        spec = json.loads((work / f"data/export/{kind}-smoke/streaming.json").read_text())
+        assert spec["format_version"] == 2 and spec["tower_precision"] == "auto", kind
+        assert spec["features"]["kind"] == "whisper_logmel" and spec["features"]["n_mels"] == 80, kind
     for bench in ("asr", "st", "audio_qa", "spoken_qa", "retention", "instruct", "proactive", "latency"):
         assert json.loads((work / f"reports/metrics/{bench}.json").read_text()), bench
     latency = json.loads((work / "reports/metrics/latency.json").read_text())
@@ -71,8 +79,8 @@ def test_mlflow_parent_and_nested_stage_runs(smoke_run):
     assert corpus.info.status == "FINISHED"
     assert corpus.data.metrics["train_items"] > 0 and corpus.data.params["seed"]
     by_stage = {r.data.tags.get("stage"): r for r in stages}
-    for stage in ("tokens", "train_s0", "train_s3", "train_offline", "train_report", "export", "bench_asr",
-                  "bench_proactive", "bench_latency"):
+    for stage in ("tokens", "encode_frames", "train_s1", "train_s3", "train_offline", "train_report", "export",
+                  "bench_asr", "bench_proactive", "bench_latency"):
         assert by_stage[stage].info.status == "FINISHED", stage
     history = client.get_metric_history(by_stage["train_s3"].info.run_id, "loss_stream")
     assert history and all(m.step > 0 for m in history)  # per-step losses, both logged

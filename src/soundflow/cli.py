@@ -27,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     listen.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for one stream here)")
     export = sub.add_parser("export", help="write the self-contained bundle and register it in MLflow")
     export.add_argument("--model", type=Path, required=True, help="trained model folder (save_pretrained)")
-    export.add_argument("--cmvn", type=Path, required=True, help="train CMVN (data/tokens/cmvn.json)")
     export.add_argument("--out", type=Path, required=True, help="bundle folder, e.g. data/export/soundflow-tiny")
     export.add_argument("--cfg", required=True, help="JSON: {runtime: params.yaml runtime, max_context_chunks: int}")
     export.add_argument("--no-registry", action="store_true", help="skip the MLflow model registry")
@@ -79,7 +78,7 @@ def export_cmd(args) -> int:
     cfg = json.loads(args.cfg)
     rt = cfg["runtime"]
     with tracking.stage_run("export", cfg) as run:
-        out = export_bundle(args.model, args.cmvn, args.out, max_context_chunks=cfg["max_context_chunks"],
+        out = export_bundle(args.model, args.out, max_context_chunks=cfg["max_context_chunks"],
                             keep_context_chunks=rt["keep_context_chunks"], max_reply_tokens=rt["max_reply_tokens"],
                             default_instruction=rt["default_instruction"], default_lang=rt["default_lang"])
         run.log_artifact(out / "streaming.json")

@@ -1,91 +1,60 @@
-"""Log-mel features: Kaldi fbank, 80 bins, 25 ms window, 10 ms hop, one global mean/std from train.
+"""Whisper log-mel features computed one 400 ms chunk at a time, with no look-ahead.
 
-Shared by the tokens stage (training features) and the runtime (live features): one recipe, so the two
-cannot drift apart. A stream's features are computed chunk by chunk (`stream_fbank`): a streaming runtime only ever has
-the current 400 ms chunk, so computing them the same way here makes training features and live
-features identical, 40 frames per chunk, with no look-ahead across a chunk boundary.
+Shared by the frame cache (training frames) and the runtime (live frames): one recipe, so the two cannot
+drift apart. Each 6400-sample chunk gets its own STFT (n_fft 400, hop 160, Hann window, reflect padding
+inside the chunk, last frame dropped, as Whisper does for a whole input) -> 40 frames of `n_mels` Slaney mel
+bins -> log10. Whisper clamps the log-mel at (the input's maximum - 8), a maximum a streaming model cannot
+see in advance; a fixed `ceiling` stands in for that maximum (1.5 is near the train streams' median maximum,
+and scored as well as the per-stream maximum: reference/pretrained.md). Then Whisper's (x + 4) / 4 scaling.
 """
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+from functools import cache
 
 import numpy as np
 import torch
-from torchaudio.compliance import kaldi
+from transformers.audio_utils import mel_filter_bank
 
 from soundflow import layout
-from soundflow.audio import atomic_path
 
-WINDOW = layout.SAMPLE_RATE * 25 // 1000  # the 25 ms analysis window, 400 samples
+N_FFT = 400
 HOP = layout.SAMPLE_RATE * layout.FEATURE_HOP_MS // 1000  # 160 samples
 CHUNK_SAMPLES = round(layout.SAMPLE_RATE * layout.CHUNK_SECONDS)  # 6400
-FEATURE_FRAMES_PER_CHUNK = CHUNK_SAMPLES // HOP  # 40 log-mel frames = 10 encoder frames after 4x subsampling
+FEATURE_FRAMES_PER_CHUNK = CHUNK_SAMPLES // HOP  # 40 log-mel frames = 10 tower frames after conv stride 2 and pooling
+DEFAULT_CEILING = 1.5
 
 
-def fbank(audio: np.ndarray) -> torch.Tensor:
-    """[n_samples] float audio in [-1, 1] at 16 kHz -> [ceil(n_samples / 160), 80] log-mel."""
-    wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(1, -1)
-    if wave.shape[1] == 0:
-        raise ValueError("fbank: empty audio")
-    n_frames = -(-wave.shape[1] // HOP)
-    if wave.shape[1] < WINDOW:  # Kaldi needs one whole window; zeros stand in for the missing samples
-        wave = torch.nn.functional.pad(wave, (0, WINDOW - wave.shape[1]))
-    # Kaldi's energy scale is int16; snip_edges=False centres frames so T = round(n / hop).
-    feats = kaldi.fbank(wave * 32768.0, num_mel_bins=layout.N_MELS, frame_length=25.0,
-                        frame_shift=float(layout.FEATURE_HOP_MS), dither=0.0, snip_edges=False,
-                        sample_frequency=float(layout.SAMPLE_RATE))
-    if feats.shape[0] < n_frames:  # pad by repeating the last frame (only for a ragged tail)
-        feats = torch.cat([feats, feats[-1:].expand(n_frames - feats.shape[0], -1)])
-    return feats[:n_frames]
+@cache
+def _mel_filters(n_mels: int) -> torch.Tensor:
+    """[n_fft // 2 + 1, n_mels] Slaney filters, as transformers' WhisperFeatureExtractor builds them."""
+    filters = mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
+                              max_frequency=layout.SAMPLE_RATE / 2, sampling_rate=layout.SAMPLE_RATE,
+                              norm="slaney", mel_scale="slaney")
+    return torch.from_numpy(np.asarray(filters, dtype=np.float32))
 
 
-def stream_fbank(audio: np.ndarray) -> torch.Tensor:
-    """Features of a whole stream, one 400 ms chunk at a time: [n_chunks * 40, 80]."""
+@cache
+def _window() -> torch.Tensor:
+    return torch.hann_window(N_FFT)
+
+
+def chunks_logmel(chunks: torch.Tensor | np.ndarray, n_mels: int = layout.N_MELS,
+                  ceiling: float = DEFAULT_CEILING) -> torch.Tensor:
+    """[N, 6400] chunks of float audio in [-1, 1] at 16 kHz -> [N, 40, n_mels] log-mel, each chunk alone
+    (other chunk lengths, a multiple of the 160-sample hop, give 1 frame per hop)."""
+    chunks = torch.as_tensor(np.asarray(chunks, dtype=np.float32))
+    if chunks.ndim != 2 or chunks.shape[1] == 0 or chunks.shape[1] % HOP:
+        raise ValueError(f"log-mel needs chunks of a multiple of {HOP} samples, got shape {tuple(chunks.shape)}")
+    stft = torch.stft(chunks, N_FFT, HOP, window=_window(), center=True, pad_mode="reflect", return_complex=True)
+    power = stft[..., :-1].abs() ** 2  # [N, 201, 40]
+    mel = (_mel_filters(n_mels).T @ power).clamp(min=1e-10).log10()
+    mel = torch.maximum(mel, torch.tensor(ceiling - 8.0))
+    return ((mel + 4.0) / 4.0).transpose(1, 2).contiguous()
+
+
+def stream_logmel(audio: np.ndarray, n_mels: int = layout.N_MELS, ceiling: float = DEFAULT_CEILING) -> torch.Tensor:
+    """A whole stream's features, chunk by chunk: [n_chunks * 40, n_mels]."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.size == 0 or audio.size % CHUNK_SAMPLES:
         raise ValueError(f"stream of {audio.size} samples is not a whole number of {CHUNK_SAMPLES}-sample chunks")
-    return torch.cat([fbank(chunk) for chunk in audio.reshape(-1, CHUNK_SAMPLES)])
-
-
-class Cmvn:
-    """Global per-bin mean and std, accumulated over train features in float64."""
-
-    def __init__(self, mean: np.ndarray, std: np.ndarray, frames: int = 0):
-        self.mean = np.asarray(mean, dtype=np.float32)
-        self.std = np.asarray(std, dtype=np.float32)
-        self.frames = frames
-
-    @classmethod
-    def from_sums(cls, total: np.ndarray, total_sq: np.ndarray, frames: int) -> Cmvn:
-        if frames == 0:
-            raise ValueError("cmvn: no training frames")
-        mean = total / frames
-        std = np.sqrt(np.maximum(total_sq / frames - mean ** 2, 1e-10))
-        return cls(mean, std, frames)
-
-    def apply(self, feats: torch.Tensor) -> torch.Tensor:
-        return (feats.float() - torch.from_numpy(self.mean)) / torch.from_numpy(self.std)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "frames": self.frames}
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str | Path) -> Cmvn:
-        for key in ("mean", "std"):
-            if len(data.get(key, [])) != layout.N_MELS:
-                raise ValueError(f"{source}: '{key}' must hold {layout.N_MELS} values")
-        return cls(data["mean"], data["std"], data.get("frames", 0))
-
-    def save(self, path: str | Path) -> None:
-        tmp = atomic_path(path)
-        tmp.write_text(json.dumps(self.to_dict()))
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Cmvn:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"cmvn file not found: {path}")
-        return cls.from_dict(json.loads(path.read_text()), path)
+    return chunks_logmel(audio.reshape(-1, CHUNK_SAMPLES), n_mels, ceiling).flatten(0, 1)

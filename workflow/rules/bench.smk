@@ -68,6 +68,7 @@ rule summary:
         metrics=expand("reports/metrics/{bench}.json", bench=BENCHES),
         latency=rules.bench_latency.output.metrics,
         train=rules.train_report.output.metrics,
+        reference=expand("reports/reference/{name}.json", name=BENCHES + ["latency", "train"]),
         code=["src/soundflow/bench/summary.py", "src/soundflow/bench/gate.py"],
     output:
         summary=report("reports/summary.md", caption="../report/summary.rst", category="Summary"),
@@ -77,4 +78,4 @@ rule summary:
         "logs/summary.log",
     shell:
         "{PY} -m soundflow.bench.summary --metrics reports/metrics --out {output.summary} "
-        "--figures reports/figures 2> >(tee {log} >&2)"
+        "--figures reports/figures --reference reports/reference 2> >(tee {log} >&2)"

@@ -1,7 +1,7 @@
 # Export (DESIGN section 7): trained models -> self-contained runtime bundles; the streaming model is also
 # registered in the MLflow model registry (soundflow-<profile>@<runtime.registry_alias>).
 RUNTIME_CODE = src_files("runtime", "models") + ["src/soundflow/layout.py", "src/soundflow/features.py",
-                                                 "src/soundflow/cli.py"]
+                                                 "src/soundflow/precision.py", "src/soundflow/cli.py"]
 EXPORT_FROM = {"soundflow": "s4", "offline": "offline"}  # bundle kind -> trained stage
 BUNDLE = f"data/export/soundflow-{PROFILE}"
 OFFLINE_BUNDLE = f"data/export/offline-{PROFILE}"
@@ -29,5 +29,5 @@ rule export:
     log:
         f"logs/export_{{kind}}-{PROFILE}.log",
     shell:
-        "{PY} -m soundflow.cli export --model {input.model} --cmvn {input.tokens}/cmvn.json --out {output} "
+        "{PY} -m soundflow.cli export --model {input.model} --out {output} "
         "--cfg {params.cfg:q} {params.registry} 2> >(tee {log} >&2)"

@@ -1,4 +1,5 @@
-# Tokenizer, log-mel features and training samples (streaming windows + offline) as shards.
+# Tokenizer and training samples (streaming windows + offline) as shards; text only (the audio's frames
+# come from the tower's frame cache, rule encode_frames).
 rule tokens:
     input:
         corpus=rules.corpus.output.train,
@@ -9,9 +10,8 @@ rule tokens:
         directory("data/tokens"),
     params:
         cfg=cfg_slice("tokens"),
-    threads: workflow.cores
     log:
         "logs/tokens.log",
     shell:
         "{PY} -m soundflow.tokens build --cfg {params.cfg:q} --corpus data/corpus --out {output} "
-        "--workers {threads} 2> >(tee {log} >&2)"
+        "2> >(tee {log} >&2)"

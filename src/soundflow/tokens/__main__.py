@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from soundflow.audio import AudioError
 from soundflow.data.manifest import ManifestError
 from soundflow.tokens import shards
 from soundflow.tokens.samples import SampleError
@@ -16,12 +15,11 @@ from soundflow.tokens.samples import SampleError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m soundflow.tokens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="train the tokenizer, compute features and write sample shards")
+    b = sub.add_parser("build", help="train the tokenizer and write sample shards")
     b.add_argument("--cfg", required=True, help="the `tokens` slice of params.yaml, as JSON "
                    f"(keys: {', '.join(shards.CFG_KEYS)})")
     b.add_argument("--corpus", required=True, type=Path, help="corpus folder with {train,dev,test}.parquet")
     b.add_argument("--out", required=True, type=Path, help="tokens folder to (re)write")
-    b.add_argument("--workers", type=int, default=2, help="feature processes (default 2)")
     args = parser.parse_args(argv)
 
     try:
@@ -38,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tracking.stage_run("tokens", cfg) as run:
             t0 = time.time()
-            stats = shards.build(cfg, args.corpus, args.out, workers=args.workers)
+            stats = shards.build(cfg, args.corpus, args.out)
             minutes = (time.time() - t0) / 60
             metrics = {"build_minutes": minutes, "vocab_size": stats["vocab_size"]}
             for split in shards.SPLITS:
@@ -46,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                     metrics[f"{split}_{key}"] = value
             run.log_metrics(metrics)
             run.log_artifact(args.out / "stats.json")
-            run.log_artifact(args.out / "cmvn.json")
-    except (shards.TokensError, ManifestError, AudioError, SampleError) as exc:
+    except (shards.TokensError, ManifestError, SampleError) as exc:
         print(f"tokens: error: {exc}", file=sys.stderr)
         return 2
     total = sum(stats[s]["samples"] for s in shards.SPLITS)

@@ -1,22 +1,24 @@
-"""Speech segments for the encoder's CTC warm-up (stage s0).
+"""Speech segments for the CTC head on the projected tower frames (dense supervision of the adapter).
 
-Every turn that is one English speech clip is cut from its stream's normalised features (with 100 ms
-of context each side) and paired with its text as a character target. The segments come from the
-composed streams, so they carry the streams' noise, reverb and background.
+Every turn that is one English speech clip becomes a segment: its item, its span in 40 ms tower frames
+(with 100 ms of context each side) and its text as a character target. The frames are sliced from the
+frame cache at training time, so the segments carry the streams' noise, reverb and background.
 """
 from __future__ import annotations
 
 import json
+import math
 
 import torch
 
+from soundflow import layout
 from soundflow.data import tts
 
 CHARS = " 'abcdefghijklmnopqrstuvwxyz"  # CTC classes 1..28; 0 is the blank
 BLANK = 0
+VOCAB_SIZE = len(CHARS) + 1
 CONTEXT_S = 0.1
-FRAMES_PER_S = 100
-SUBSAMPLING = 4  # log-mel frames per encoder frame
+FRAME_S = layout.CHUNK_SECONDS / layout.FRAMES_PER_CHUNK  # 40 ms
 
 
 def char_ids(text: str) -> list[int] | None:
@@ -29,7 +31,8 @@ def ids_to_text(ids) -> str:
     return "".join(CHARS[i - 1] for i in ids if 0 < i <= len(CHARS))
 
 
-def segments(row: dict, normed: torch.Tensor) -> list[dict]:
+def segments(row: dict, n_frames: int) -> list[dict]:
+    """The English single-clip speech turns of an online item, as frame spans of its `n_frames` frames."""
     out = []
     for turn in row["turns"]:
         pieces = json.loads(turn["pieces"])
@@ -38,15 +41,13 @@ def segments(row: dict, normed: torch.Tensor) -> list[dict]:
         target = char_ids(pieces[0]["label"])
         if target is None:
             continue
-        start = max(int((turn["start_s"] - CONTEXT_S) * FRAMES_PER_S), 0)
-        end = min(int((turn["end_s"] + CONTEXT_S) * FRAMES_PER_S) + 1, normed.shape[0])
-        end = start + (end - start) // SUBSAMPLING * SUBSAMPLING  # whole 40 ms encoder frames
+        start = max(math.floor((turn["start_s"] - CONTEXT_S) / FRAME_S), 0)
+        end = min(math.ceil((turn["end_s"] + CONTEXT_S) / FRAME_S), n_frames)
         out.append({
-            "features": normed[start:end].to(torch.float16).clone(),
+            "item_id": row["id"], "start": start, "end": end,
             "target": torch.tensor(target, dtype=torch.int8),
             "text": pieces[0]["label"],
             "voice": pieces[0]["voice"],
-            "item_id": row["id"],
             "condition": row["condition"],
         })
     return out

@@ -102,12 +102,11 @@ class TokenBatchSampler(Sampler[list[int]]):
         return len(self._batches())
 
 
-def collate(batch: list[dict], pad_id: int, with_features: bool = True) -> dict:
+def collate(batch: list[dict], pad_id: int) -> dict:
     """Right-pad a list of shard records into a training batch.
 
     Returns input_ids / labels / label_kind / attention_mask [B, L] (int64; labels padded with
-    -100), features [B, F, 80] float32 zero-padded, feature_lens [B] (frames, 40 per chunk), and
-    the records' item_id / sub_task / mode / condition lists and chunk_start / n_chunks tensors.
+    -100), and the records' item_id / sub_task / mode / condition lists and chunk_start / n_chunks tensors.
     """
     size = len(batch)
     length = max(len(r["input_ids"]) for r in batch)
@@ -116,18 +115,13 @@ def collate(batch: list[dict], pad_id: int, with_features: bool = True) -> dict:
         "labels": torch.full((size, length), IGNORE, dtype=torch.long),
         "label_kind": torch.full((size, length), layout.LABEL_NONE, dtype=torch.long),
         "attention_mask": torch.zeros((size, length), dtype=torch.long),
-        "feature_lens": torch.tensor([r["features"].shape[0] for r in batch], dtype=torch.long),
     }
-    if with_features:  # stages on cached encoder frames skip the padded feature copy
-        out["features"] = torch.zeros((size, int(out["feature_lens"].max()), layout.N_MELS), dtype=torch.float32)
     for b, rec in enumerate(batch):
         n = len(rec["input_ids"])
         out["input_ids"][b, :n] = rec["input_ids"]
         out["labels"][b, :n] = rec["labels"]
         out["label_kind"][b, :n] = rec["label_kind"]
         out["attention_mask"][b, :n] = 1
-        if with_features:
-            out["features"][b, : rec["features"].shape[0]] = rec["features"]
     for key in ("chunk_start", "n_chunks"):
         out[key] = torch.tensor([r[key] for r in batch], dtype=torch.long)
     for key in ("item_id", "sub_task", "mode", "condition"):

@@ -1,32 +1,28 @@
-"""The tokens stage: corpus manifests + audio -> tokenizer, CMVN and per-split sample shards.
+"""The tokens stage: corpus manifests -> tokenizer and per-split sample shards (text only: the audio's
+frames come from the tower's frame cache, soundflow.train.frames, by item id and chunk).
 
 Output folder:
     tokenizer/               transformers PreTrainedTokenizerFast (save_pretrained)
-    cmvn.json                global log-mel mean/std of the train split
     stats.json               items, samples, tokens, hours and shards per split
     {split}/shard-00000.pt   torch.save'd list of sample records (see `record`)
     {split}/index.parquet    one row per sample: shard, position, item_id, sub_task, mode, ...
-    {split}/ctc.pt           English speech segments + character targets (encoder CTC warm-up)
+    {split}/ctc.pt           English speech segments: item, tower-frame span, character target (CTC head)
 Everything is written to a temp folder next to `out` and renamed at the end.
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import torch
 from tqdm import tqdm
 
 from soundflow import layout
 from soundflow.data import manifest
-from soundflow.tokens import ctc, features, samples, tokenizer
+from soundflow.tokens import ctc, samples, tokenizer
 
 SPLITS = ("train", "dev", "test")
 CFG_KEYS = ("vocab_size", "max_chunks", "shard_size")
@@ -60,36 +56,12 @@ def read_manifests(corpus: Path) -> dict[str, pl.DataFrame]:
     return {split: manifest.read(path) for split, path in paths.items()}
 
 
-@contextmanager
-def feature_map(workers: int) -> Iterator[Callable[[list[Path]], Iterator[torch.Tensor]]]:
-    """A function paths -> raw fp16 features in order, from a pool of `workers` processes if workers > 1.
-
-    Torch runs one thread per process here: its intra-op threads only fight over the few cores
-    for these small per-chunk transforms (measured 16x slower on a busy 2-core machine).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        if workers <= 1:
-            yield lambda paths: map(features.file_features, paths)
-            return
-        # spawn: a forked child of a process whose torch/tokenizers threads are running can deadlock.
-        with multiprocessing.get_context("spawn").Pool(workers, initializer=torch.set_num_threads,
-                                                       initargs=(1,)) as pool:
-            yield lambda paths: pool.imap(features.file_features, paths, chunksize=2)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def record(sample: samples.Sample, row: dict, feats: torch.Tensor) -> dict:
-    """What a shard stores per sample: compact tensors plus the item's identity."""
-    frames = slice(sample.chunk_start * features.FEATURE_FRAMES_PER_CHUNK,
-                   (sample.chunk_start + sample.n_chunks) * features.FEATURE_FRAMES_PER_CHUNK)
+def record(sample: samples.Sample, row: dict) -> dict:
+    """What a shard stores per sample: compact tensors plus the item's identity and its chunk span."""
     return {
         "input_ids": torch.tensor(sample.input_ids, dtype=torch.int32),
         "labels": torch.tensor(sample.labels, dtype=torch.int32),
         "label_kind": torch.tensor(sample.label_kind, dtype=torch.int8),
-        "features": feats[frames].half().contiguous(),
         "item_id": row["id"], "sub_task": row["sub_task"], "condition": row["condition"], "mode": row["mode"],
         "chunk_start": sample.chunk_start, "n_chunks": sample.n_chunks,
     }
@@ -128,23 +100,19 @@ class ShardWriter:
         return frame
 
 
-def _write_split(frame: pl.DataFrame, feats: list[torch.Tensor], tok, cmvn: features.Cmvn,
-                 cfg: dict, folder: Path) -> dict:
+def _write_split(frame: pl.DataFrame, tok, cfg: dict, folder: Path) -> dict:
     writer = ShardWriter(folder, cfg["shard_size"])
     speech = []
-    for row, raw in zip(frame.iter_rows(named=True), feats):
-        if raw.shape[0] != samples.n_chunks(row) * features.FEATURE_FRAMES_PER_CHUNK:
-            raise TokensError(f"{row['audio']}: audio length does not match duration_s {row['duration_s']}")
-        normed = cmvn.apply(raw)
+    for row in tqdm(frame.iter_rows(named=True), total=frame.height, desc=f"tokens {folder.name}", unit="item"):
         for sample in samples.build_samples(row, tok, cfg["max_chunks"]):
-            writer.add(record(sample, row, normed))
+            writer.add(record(sample, row))
         if row["mode"] == "online":
-            speech += ctc.segments(row, normed)
+            speech += ctc.segments(row, samples.n_chunks(row) * layout.FRAMES_PER_CHUNK)
     index = writer.close()
-    torch.save(speech, folder / "ctc.pt")  # English speech segments for the encoder's CTC warm-up
+    torch.save(speech, folder / "ctc.pt")  # English speech segments for the CTC head
     return {
         "ctc_segments": len(speech),
-        "ctc_hours": sum(s["features"].shape[0] for s in speech) / 100 / 3600,
+        "ctc_hours": sum(s["end"] - s["start"] for s in speech) * ctc.FRAME_S / 3600,
         "items": frame.height,
         "samples": index.height,
         "tokens": int(index["n_tokens"].sum() or 0),
@@ -153,7 +121,7 @@ def _write_split(frame: pl.DataFrame, feats: list[torch.Tensor], tok, cmvn: feat
     }
 
 
-def build(cfg: dict, corpus: Path, out: Path, workers: int = 2, progress: bool = True) -> dict:
+def build(cfg: dict, corpus: Path, out: Path) -> dict:
     """Run the whole stage; returns the stats also written to out/stats.json."""
     check_cfg(cfg)
     corpus, out = Path(corpus), Path(out)
@@ -162,21 +130,9 @@ def build(cfg: dict, corpus: Path, out: Path, workers: int = 2, progress: bool =
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        stats: dict = {}
-        cmvn = None
-        tok = None
-        with feature_map(workers) as fmap:
-            for split in SPLITS:  # train first: its features give the CMVN applied to every split
-                paths = [corpus / a for a in frames[split]["audio"]]
-                feats = list(tqdm(fmap(paths), total=len(paths), desc=f"fbank {split}", unit="item",
-                                  disable=not progress))
-                if split == "train":
-                    cmvn = _train_cmvn(feats)
-                    cmvn.save(tmp / "cmvn.json")
-                    tok = tokenizer.train_tokenizer(tokenizer.corpus_texts(frames["train"]), cfg["vocab_size"])
-                    tok.save_pretrained(str(tmp / "tokenizer"))
-                stats[split] = _write_split(frames[split], feats, tok, cmvn, cfg, tmp / split)
-                del feats
+        tok = tokenizer.train_tokenizer(tokenizer.corpus_texts(frames["train"]), cfg["vocab_size"])
+        tok.save_pretrained(str(tmp / "tokenizer"))
+        stats: dict = {split: _write_split(frames[split], tok, cfg, tmp / split) for split in SPLITS}
         stats["vocab_size"] = len(tok)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
         if out.exists():
@@ -186,13 +142,3 @@ def build(cfg: dict, corpus: Path, out: Path, workers: int = 2, progress: bool =
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return stats
-
-
-def _train_cmvn(feats: list[torch.Tensor]) -> features.Cmvn:
-    total = np.zeros(layout.N_MELS)
-    total_sq = np.zeros(layout.N_MELS)
-    frames = 0
-    for f in feats:
-        s, sq, n = features.sums(f)
-        total, total_sq, frames = total + s, total_sq + sq, frames + n
-    return features.Cmvn.from_sums(total, total_sq, frames)

@@ -1,6 +1,6 @@
 """Learning curves of the staged training, drawn from the stages' metrics.json (the same losses and dev
-metrics each stage logs to its MLflow run): s0's CTC loss and held-out CER, then s1-s4 one after the
-other on a shared clock, with L_LM, L_stream and the dev decision accuracy."""
+metrics each stage logs to its MLflow run): s1-s4 one after the other on a shared clock, with L_LM,
+L_stream and the dev decision accuracy on the left; the CTC head's loss and dev CER on the right."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,23 +14,30 @@ def plot(stage_metrics: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_ctc, ax_lm) = plt.subplots(1, 2, figsize=(14, 4.5))
-    _ctc_panel(ax_ctc, next(m for m in stage_metrics if m["stage"] == "s0"))
-    _lm_panel(ax_lm, [m for m in stage_metrics if m["stage"] != "s0"])
+    fig, (ax_lm, ax_ctc) = plt.subplots(1, 2, figsize=(14, 4.5))
+    _lm_panel(ax_lm, stage_metrics)
+    _ctc_panel(ax_ctc, stage_metrics)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def _ctc_panel(ax, m: dict) -> None:
-    ax.plot([c["train_minutes"] for c in m["curve"]], [c["loss"] for c in m["curve"]], color="C0", label="CTC loss")
-    ax.set_xlabel("s0 training minutes")
-    ax.set_ylabel("CTC loss (train batches)")
-    ax.set_title(f"s0 encoder warm-up: {m['steps']} steps")
+def _ctc_panel(ax, stages: list[dict]) -> None:
+    """The CTC head on the projected frames, over the stages that train it, on the same shared clock."""
     dev = ax.twinx()
-    for key, style in (("cer_heldout_voice", "o-"), ("cer_unseen_engine", "s--")):
-        points = [h for h in m["history"] if key in h]
-        dev.plot([h["train_minutes"] for h in points], [h[key] for h in points], style, color="C3",
-                 label=f"dev {key.replace('_', ' ')}")
+    offset = 0.0
+    for i, m in enumerate(stages):
+        curve = [c for c in m["curve"] if c.get("loss_ctc") is not None]
+        ax.plot([offset + c["train_minutes"] for c in curve], [c["loss_ctc"] for c in curve], color="C0",
+                label="CTC loss" if i == 0 else None)
+        for key, style in (("ctc_cer_heldout_voice", "o"), ("ctc_cer_unseen_engine", "s")):
+            points = [h for h in m["history"] if key in h]
+            dev.plot([offset + h["train_minutes"] for h in points], [h[key] for h in points], style, color="C3",
+                     label=f"dev {key[4:].replace('_', ' ')}" if i == 0 else None)
+        ax.axvline(offset, color="grey", lw=0.6)
+        offset += m["train_minutes"]
+    ax.set_xlabel("training minutes, s1-s4 in sequence")
+    ax.set_ylabel("CTC loss (train batches)")
+    ax.set_title("CTC head on the projected tower frames")
     dev.set_ylabel("dev CER")
     dev.set_ylim(0, 1)
     _legend(ax, dev, loc="upper right")
@@ -44,7 +51,7 @@ def _lm_panel(ax, stages: list[dict]) -> None:
         x = [offset + c["train_minutes"] for c in m["curve"]]
         for key, color in (("loss_lm", "C0"), ("loss_stream", "C2")):
             # a batch with no labels of this kind (offline samples have no decisions) logs 0: leave a gap
-            ax.plot(x, [c[key] or float("nan") for c in m["curve"]], color=color, label=key if i == 0 else None)
+            ax.plot(x, [c.get(key) or float("nan") for c in m["curve"]], color=color, label=key if i == 0 else None)
         points = [h for h in m["history"] if "decision_accuracy" in h]
         dev.plot([offset + h["train_minutes"] for h in points], [h["decision_accuracy"] for h in points], "o",
                  color="C3", label="dev decision accuracy (teacher-forced)" if i == 0 else None)

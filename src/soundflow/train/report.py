@@ -3,6 +3,8 @@
 decision_accuracy_dev: balanced accuracy of <silent> vs <response> over every chunk of the dev streams.
 asr_wer_dev / asr_wer_dev_unseen_engine: WER of the streaming transcripts of the ASR sub-tasks, for
 voices held out from training (engines seen in training) and for the unseen engine.
+ctc_wer_dev / ctc_wer_dev_unseen_engine: the CTC head's greedy reading of the same ASR windows' projected frames,
+against the same references: where it reads and the LM does not, the words get lost between adapter and LM.
 asr_first_token_acc_train / _dev: teacher-forced, the share of ASR replies whose first token is the model's
 top choice. It tells reading the words from the audio apart from free-running decoding: a model that has
 not learnt to read them scores low even on its own training windows.
@@ -21,8 +23,11 @@ from soundflow.models import AudioInteractionModel
 from soundflow.precision import autocast, resolve
 from soundflow.runtime.decoder import TokenIds, decode_stream
 from soundflow.tokens.dataset import ShardDataset
+from soundflow.tokens import ctc
 from soundflow.tokens.decode import parse_stream
 from soundflow.tokens.tokenizer import load as load_tokenizer
+from soundflow.train import frames as frame_cache
+from soundflow.train.stages import ctc_transcribe
 
 
 ASR_WINDOWS_TEACHER_FORCED = 60  # per split, for asr_first_token_acc_*: the first ones in index order
@@ -41,7 +46,7 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
     tok = load_tokenizer(model_dir)
     ids = TokenIds.from_tokenizer(tok)
     dataset = ShardDataset(tokens_dir / "dev")
-    frames = torch.load(frames_dir / "dev.pt", weights_only=True)
+    frames = frame_cache.sample_frames(dataset, frame_cache.load(frames_dir, "dev"))
     online = np.flatnonzero(dataset.index["mode"].to_numpy() == "online")
     rng = np.random.default_rng(0)
     chosen = sorted(rng.permutation(online)[: cfg["stage"]["eval_streams"]].tolist())
@@ -61,9 +66,11 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
             hits[r["action"]][0] += h["action"] == r["action"]
             hits[r["action"]][1] += 1
         if rec["sub_task"].startswith("asr_"):
-            pair = asr.setdefault(rec["condition"], ([], []))
+            pair = asr.setdefault(rec["condition"], ([], [], []))
             pair[0].append(" ".join(r["text"] for r in ref if r["action"] == "respond"))
             pair[1].append(" ".join(h["text"] for h in hyp if h["action"] == "respond"))
+            if model.ctc_head is not None:
+                pair[2].append(ctc_transcribe(model, [frames[i]])[0])
     recalls = {k: v[0] / v[1] for k, v in hits.items() if v[1]}
     out = {
         "decision_accuracy_dev": float(np.mean(list(recalls.values()))),
@@ -73,15 +80,24 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
     }
     for condition, key in (("heldout_voice", "asr_wer_dev"), ("unseen_engine", "asr_wer_dev_unseen_engine")):
         if condition in asr:
-            refs, hyps = asr[condition]
+            refs, hyps, ctc_hyps = asr[condition]
             out[key] = jiwer.wer(refs, [h if h.strip() else "<none>" for h in hyps])
-    train_frames = torch.load(frames_dir / "train.pt", weights_only=True)
-    for split, data, split_frames in (("train", ShardDataset(tokens_dir / "train"), train_frames),
+            if ctc_hyps:
+                out[key.replace("asr_", "ctc_")] = jiwer.wer(_plain(refs), [h if h.strip() else "<none>" for h in ctc_hyps])
+    train_ds = ShardDataset(tokens_dir / "train")
+    train_frames = frame_cache.sample_frames(train_ds, frame_cache.load(frames_dir, "train"))
+    for split, data, split_frames in (("train", train_ds, train_frames),
                                       ("dev", dataset, frames)):
         with autocast(precision):
             out[f"asr_first_token_acc_{split}"] = asr_first_token_accuracy(model, data, split_frames, ids,
                                                                           ASR_WINDOWS_TEACHER_FORCED)
     return out
+
+
+def _plain(texts: list[str]) -> list[str]:
+    """References in the CTC head's alphabet (lower case, letters, apostrophe, space)."""
+    keep = set(ctc.CHARS)
+    return [" ".join("".join(c for c in t.lower() if c in keep).split()) or "<none>" for t in texts]
 
 
 @torch.no_grad()

@@ -1,9 +1,10 @@
 """What each stage trains, on which data, with which loss, and how it is evaluated on dev.
 
-s0 trains the encoder with CTC on speech segments (it stands in for the pretrained encoder we cannot
-download; feasibility.md: without it an LM-only audio model does not learn to listen in minutes).
-s1-s4 and the offline baseline train the projector and/or LM on token samples, with the frozen
-encoder's frames precomputed once (`python -m soundflow.train encode`).
+The tower is frozen in every stage (as in the paper); its frames are cached once (soundflow.train.frames).
+s1-s4 and the offline baseline train the new-token embeddings, the projector and/or the LM on token samples.
+Stages that train the projector also train a CTC head on the projected frames over English speech
+segments (`ctc_weight`): dense supervision, so the adapter carries the words and not only what the sparse
+reply tokens ask of it.
 """
 from __future__ import annotations
 
@@ -14,40 +15,61 @@ import jiwer
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from soundflow import layout
-from soundflow.models import AudioInteractionModel, AudioLMConfig
+from soundflow.models import AudioInteractionModel, AudioLMConfig, WhisperTowerConfig
 from soundflow.tokens import ctc
 from soundflow.tokens.dataset import ShardDataset, collate, token_batches
 from soundflow.tokens.tokenizer import load as load_tokenizer
+from soundflow.train import frames as frame_cache
 
-GROUPS = ("encoder", "embeddings", "projector", "lm")
+GROUPS = ("embeddings", "projector", "lm")
+TOWER_KEYS = ("attention", "window_frames", "carry_frames", "mel_ceiling")
 
 
-def build_model(model_cfg: dict, tokens_dir: Path) -> AudioInteractionModel:
+def tower_config(tower_cfg: dict, tower_dir: Path | None) -> WhisperTowerConfig:
+    """The tower's config: the imported Whisper folder's sizes, or a random tower of `sizes` (smoke)."""
+    if tower_dir is not None:
+        whisper = WhisperConfig.from_pretrained(tower_dir, local_files_only=True)
+    elif tower_cfg.get("sizes"):
+        whisper = WhisperConfig(**tower_cfg["sizes"])
+    else:
+        raise ValueError("model.tower: a pretrained tower needs its imported folder (--tower); "
+                         "a random one needs model.tower.sizes")
+    return WhisperTowerConfig(whisper_config=whisper.to_dict(), **{k: tower_cfg[k] for k in TOWER_KEYS})
+
+
+def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None) -> AudioInteractionModel:
+    """A new model: the tower (pretrained weights from `tower_dir`, else random), a random projector, LM and
+    CTC head, sized for the tokenizer of `tokens_dir`."""
     tok = load_tokenizer(tokens_dir / "tokenizer")
     config = AudioLMConfig(
-        encoder_config=dict(model_cfg["encoder"]),
+        encoder_config=tower_config(model_cfg["tower"], tower_dir),
         lm_config=dict(model_cfg["lm"]),
         vocab_size=len(tok),
         projector_type=model_cfg["projector"],
         audio_token_id=tok.convert_tokens_to_ids(layout.AUDIO),
         frame_dropout=model_cfg["frame_dropout"],
+        ctc_vocab_size=ctc.VOCAB_SIZE,
     )
-    return AudioInteractionModel(config)
+    model = AudioInteractionModel(config)
+    if tower_dir is not None:
+        whisper = WhisperForConditionalGeneration.from_pretrained(tower_dir, local_files_only=True)
+        model.encoder.whisper.load_state_dict(whisper.get_encoder().state_dict())  # strict: every weight
+    return model
 
 
 def trainable(model: AudioInteractionModel, groups: list[str]) -> list[torch.nn.Parameter]:
-    """Freeze everything, then unfreeze the named groups; returns the trainable parameters."""
+    """Freeze everything (the tower always), then unfreeze the named groups; returns the trainable parameters."""
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
         raise KeyError(f"train: unknown parameter group '{unknown[0]}' (known: {', '.join(GROUPS)})")
     for p in model.parameters():
         p.requires_grad_(False)
     modules = {
-        "encoder": [model.encoder],
         "embeddings": [model.lm.get_input_embeddings(), model.lm.get_output_embeddings()],
-        "projector": [model.projector],
+        "projector": [model.projector] + ([model.ctc_head] if model.ctc_head is not None else []),
         "lm": [model.lm],
     }
     for group in groups:
@@ -60,50 +82,26 @@ def trainable(model: AudioInteractionModel, groups: list[str]) -> list[torch.nn.
     return params
 
 
-# ----- s0: CTC on speech segments ----------------------------------------------------------------
+# ----- the CTC head: characters of English speech segments from the projected frames ------------
 
 
-def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """2 frequency masks <= 15 bins, 2 time masks <= 25 frames per 2.5 s (feasibility.md section 2)."""
-    feats = feats.clone()
-    for b, n in enumerate(lengths.tolist()):
-        for _ in range(2):
-            w = int(rng.integers(0, 16))
-            f0 = int(rng.integers(0, feats.shape[2] - w + 1))
-            feats[b, :n, f0:f0 + w] = 0
-        for _ in range(max(1, round(2 * n / 250))):
-            w = int(rng.integers(0, min(25, max(n // 10, 1)) + 1))
-            t0 = int(rng.integers(0, max(n - w, 1)))
-            feats[b, t0:t0 + w] = 0
-    return feats
+def segment_frames(segments: list[dict], cache: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    return [cache[s["item_id"]][s["start"]:s["end"]] for s in segments]
 
 
-def spec_augment_on(stage_cfg: dict, epoch: int) -> bool:
-    """SpecAugment from epoch `spec_augment_from_epoch` on (default 0): the first epochs learn fast on clean
-    features, the later ones gain the augmentation's robustness to held-out voices."""
-    return bool(stage_cfg["spec_augment"]) and epoch >= stage_cfg.get("spec_augment_from_epoch", 0)
+def ctc_batch(segments: list[dict], seg_frames: list[torch.Tensor], idx) -> dict:
+    chosen = [int(i) for i in idx]
+    frames = [seg_frames[i].float() for i in chosen]
+    return {"frames": torch.nn.utils.rnn.pad_sequence(frames, batch_first=True),
+            "lengths": torch.tensor([f.shape[0] for f in frames]),
+            "targets": [segments[i]["target"].long() for i in chosen]}
 
 
-def ctc_batches(segments: list[dict], max_frames: int, seed: int, epoch: int, augment: bool):
-    rng = np.random.default_rng(seed + epoch)
-    lengths = np.array([s["features"].shape[0] for s in segments])
-    for idx in token_batches(lengths, max_frames, rng):
-        batch = [segments[i] for i in idx]
-        lens = torch.tensor([s["features"].shape[0] for s in batch])
-        feats = torch.nn.utils.rnn.pad_sequence([s["features"].float() for s in batch], batch_first=True)
-        if augment:
-            feats = spec_augment(feats, lens, rng)
-        yield {"features": feats, "lengths": lens, "targets": [s["target"].long() for s in batch]}
-
-
-def ctc_loss(engine, batch: dict) -> dict:
-    encoder = engine.module.encoder if hasattr(engine, "module") else engine.encoder
-    frames, frame_lens = encoder(batch["features"], batch["lengths"])
-    log_probs = encoder.ctc_logits(frames).float().log_softmax(-1)
+def ctc_loss(model: AudioInteractionModel, batch: dict) -> torch.Tensor:
+    log_probs = model.ctc_log_probs(batch["frames"])
     targets = batch["targets"]
-    loss = F.ctc_loss(log_probs.transpose(0, 1), torch.cat(targets), frame_lens,
+    return F.ctc_loss(log_probs.transpose(0, 1), torch.cat(targets), batch["lengths"],
                       torch.tensor([len(t) for t in targets]), blank=ctc.BLANK, zero_infinity=True)
-    return {"loss": loss, "tokens": int(frame_lens.sum())}
 
 
 def ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
@@ -112,19 +110,55 @@ def ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
     return ctc.ids_to_text(collapsed)
 
 
-def ctc_evaluate(model: AudioInteractionModel, segments: list[dict]) -> dict:
-    """Greedy CTC CER/WER on dev segments, per voice condition."""
+@torch.no_grad()
+def ctc_transcribe(model: AudioInteractionModel, frames: list[torch.Tensor]) -> list[str]:
+    """Greedy CTC reading of the projected frames of each frame sequence."""
+    out = []
+    for f in frames:
+        out.append(ctc_greedy(model.ctc_log_probs(f.float()[None])[0], f.shape[0]))
+    return out
+
+
+def ctc_data(tokens_dir: Path, train_cache: dict, dev_cache: dict, dev_limit: int) -> tuple[tuple, tuple]:
+    """(segments, their frames) of the train split and of the first `dev_limit` dev segments."""
+    out = []
+    for split, cache, limit in (("train", train_cache, None), ("dev", dev_cache, dev_limit)):
+        segments = torch.load(tokens_dir / split / "ctc.pt", weights_only=True)[:limit]
+        out.append((segments, segment_frames(segments, cache)))
+    return out[0], out[1]
+
+
+def ctc_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, seed: int):
+    """(trainable params, batches(epoch), loss_fn, evaluate) of a CTC stage: the projector and the CTC head
+    read characters from the frozen tower's frames, no LM in the loop (thousands of cheap steps a minute)."""
+    if model.ctc_head is None:
+        raise ValueError("train: a ctc stage needs a model with a CTC head (ctc_vocab_size > 0)")
+    frame_cache.check_tower(frames_dir, model.config.encoder_config)
+    (segments, seg_frames), dev = ctc_data(tokens_dir, frame_cache.load(frames_dir, "train"),
+                                           frame_cache.load(frames_dir, "dev"), stage_cfg["eval_samples"])
+    lengths = np.array([f.shape[0] for f in seg_frames])
+
+    def batches(epoch):
+        rng = np.random.default_rng(seed + epoch)
+        for idx in token_batches(lengths, stage_cfg["ctc_frames"], rng):
+            yield ctc_batch(segments, seg_frames, idx)
+
+    def loss_fn(engine, batch):
+        loss = ctc_loss(engine.module if hasattr(engine, "module") else engine, batch)
+        return {"loss": loss, "loss_ctc": loss, "tokens": int(batch["lengths"].sum())}
+
+    return trainable(model, stage_cfg["trainable"]), batches, loss_fn, lambda m: ctc_evaluate(m, *dev)
+
+
+def ctc_evaluate(model: AudioInteractionModel, segments: list[dict], seg_frames: list[torch.Tensor]) -> dict:
+    """Greedy CTC CER/WER of the projected frames on dev segments, per voice condition."""
     out: dict[str, float] = {}
+    hyps = ctc_transcribe(model, seg_frames)
     for condition in sorted({s["condition"] for s in segments}):
-        subset = [s for s in segments if s["condition"] == condition]
-        refs, hyps = [], []
-        for batch in ctc_batches(subset, 20000, 0, 0, augment=False):
-            frames, lens = model.encoder(batch["features"], batch["lengths"])
-            log_probs = model.encoder.ctc_logits(frames).float()
-            hyps += [ctc_greedy(log_probs[b], int(lens[b])) for b in range(len(lens))]
-            refs += [ctc.ids_to_text(t.tolist()) for t in batch["targets"]]
-        out[f"cer_{condition}"] = jiwer.cer(refs, hyps)
-        out[f"wer_{condition}"] = jiwer.wer(refs, hyps)
+        pairs = [(s["text"], h) for s, h in zip(segments, hyps) if s["condition"] == condition]
+        refs, hyp = [p[0] for p in pairs], [p[1] or "<none>" for p in pairs]
+        out[f"ctc_cer_{condition}"] = jiwer.cer(refs, hyp)
+        out[f"ctc_wer_{condition}"] = jiwer.wer(refs, hyp)
     return out
 
 
@@ -151,25 +185,38 @@ def select(dataset: ShardDataset, data_cfg: dict) -> np.ndarray:
 
 
 def lm_batches(dataset: ShardDataset, frames: list[torch.Tensor], indices: np.ndarray, pad_id: int,
-               max_tokens: int, seed: int, epoch: int):
+               max_tokens: int, seed: int, epoch: int, ctc_data: tuple | None = None, ctc_frames: int = 0):
+    """Token-budget batches of samples; with `ctc_data` (segments, their frames) each batch also carries
+    segments for the CTC head, about `ctc_frames` frames of them, drawn at random."""
     rng = np.random.default_rng(seed + epoch)
     for idx in token_batches(dataset.n_tokens[indices], max_tokens, rng):
         chosen = [int(indices[i]) for i in idx]
-        batch = collate([dataset[i] for i in chosen], pad_id, with_features=False)
+        batch = collate([dataset[i] for i in chosen], pad_id)
         batch["audio_frames"] = [frames[i].float() for i in chosen]
+        if ctc_data is not None:
+            segments, seg_frames = ctc_data
+            mean_len = max(int(np.mean([f.shape[0] for f in seg_frames[:200]])), 1)
+            picks = rng.choice(len(segments), size=min(max(ctc_frames // mean_len, 1), len(segments)), replace=False)
+            batch["ctc"] = ctc_batch(segments, seg_frames, picks)
         yield batch
 
 
-def lm_loss(engine, batch: dict, stream_weight: float) -> dict:
+def lm_loss(engine, batch: dict, stream_weight: float, ctc_weight: float = 0.0) -> dict:
     out = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                  audio_frames=batch["audio_frames"], labels=batch["labels"], label_kind=batch["label_kind"],
                  stream_weight=stream_weight, labelled_logits_only=True)
-    return {"loss": out["loss"], "loss_lm": out["loss_lm"], "loss_stream": out["loss_stream"],
-            "tokens": int(batch["attention_mask"].sum())}
+    losses = {"loss": out["loss"], "loss_lm": out["loss_lm"], "loss_stream": out["loss_stream"],
+              "tokens": int(batch["attention_mask"].sum())}
+    if "ctc" in batch:
+        model = engine.module if hasattr(engine, "module") else engine
+        losses["loss_ctc"] = ctc_loss(model, batch["ctc"])
+        losses["loss"] = losses["loss"] + ctc_weight * losses["loss_ctc"]
+    return losses
 
 
 def decision_evaluate(model: AudioInteractionModel, dataset: ShardDataset, frames: list[torch.Tensor],
-                      indices: np.ndarray, pad_id: int, silent_id: int, response_id: int) -> dict:
+                      indices: np.ndarray, pad_id: int, silent_id: int, response_id: int,
+                      ctc_dev: tuple | None = None) -> dict:
     """Teacher-forced dev metrics: losses and balanced accuracy of <silent> vs <response> per chunk."""
     correct = {silent_id: 0, response_id: 0}
     total = {silent_id: 0, response_id: 0}
@@ -188,23 +235,32 @@ def decision_evaluate(model: AudioInteractionModel, dataset: ShardDataset, frame
             total[cls] += int(mask.sum())
             correct[cls] += int((mask & (predicted == cls)).sum())
     recalls = [correct[c] / total[c] for c in total if total[c]]
-    return {"decision_accuracy": float(np.mean(recalls)) if recalls else 0.0,
-            **{k: float(np.mean(v)) for k, v in losses.items() if v}}
+    out = {"decision_accuracy": float(np.mean(recalls)) if recalls else 0.0,
+           **{k: float(np.mean(v)) for k, v in losses.items() if v}}
+    if ctc_dev is not None:
+        out.update(ctc_evaluate(model, *ctc_dev))
+    return out
 
 
 def lm_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, seed: int):
     """(trainable params, batches(epoch), loss_fn, evaluate) of a token-sample stage."""
     tok = load_tokenizer(tokens_dir / "tokenizer")
+    frame_cache.check_tower(frames_dir, model.config.encoder_config)
     train_ds, dev_ds = ShardDataset(tokens_dir / "train"), ShardDataset(tokens_dir / "dev")
-    train_frames = torch.load(frames_dir / "train.pt", weights_only=True)
-    dev_frames = torch.load(frames_dir / "dev.pt", weights_only=True)
+    train_cache, dev_cache = frame_cache.load(frames_dir, "train"), frame_cache.load(frames_dir, "dev")
+    train_frames = frame_cache.sample_frames(train_ds, train_cache)
+    dev_frames = frame_cache.sample_frames(dev_ds, dev_cache)
+    ctc_train = ctc_dev = None
+    if stage_cfg["ctc_weight"] > 0 and "projector" in stage_cfg["trainable"] and model.ctc_head is not None:
+        ctc_train, ctc_dev = ctc_data(tokens_dir, train_cache, dev_cache, stage_cfg["eval_samples"])
     train_idx = select(train_ds, stage_cfg["data"])
     dev_idx = select(dev_ds, {"modes": ["online", "offline"], "sub_tasks": ["all"]})
     dev_idx = dev_idx[np.random.default_rng(0).permutation(len(dev_idx))[: stage_cfg["eval_samples"]]]
     pad_id = tok.pad_token_id
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in (("silent", layout.SILENT), ("response", layout.RESPONSE))}
-    batches = partial(lm_batches, train_ds, train_frames, train_idx, pad_id, stage_cfg["max_tokens"], seed)
-    loss = partial(lm_loss, stream_weight=stage_cfg["stream_weight"])
+    batches = partial(lm_batches, train_ds, train_frames, train_idx, pad_id, stage_cfg["max_tokens"], seed,
+                      ctc_data=ctc_train, ctc_frames=stage_cfg["ctc_frames"])
+    loss = partial(lm_loss, stream_weight=stage_cfg["stream_weight"], ctc_weight=stage_cfg["ctc_weight"])
     evaluate = partial(decision_evaluate, dataset=dev_ds, frames=dev_frames, indices=dev_idx, pad_id=pad_id,
-                       silent_id=ids["silent"], response_id=ids["response"])
+                       silent_id=ids["silent"], response_id=ids["response"], ctc_dev=ctc_dev)
     return trainable(model, stage_cfg["trainable"]), batches, loss, evaluate
