@@ -104,15 +104,16 @@ def build(tower, corpus: Path, out: Path, precision: str) -> dict:
             path = corpus / f"{split}.parquet"
             if not path.is_file():
                 raise FileNotFoundError(f"corpus manifest not found: {path}")
+            manifest = pl.read_parquet(path)
             start = time.perf_counter()
-            frames = encode_split(tower, pl.read_parquet(path), corpus, precision)
+            frames = encode_split(tower, manifest, corpus, precision)
             seconds = time.perf_counter() - start
             chunks = sum(f.shape[0] for f in frames.values()) // layout.FRAMES_PER_CHUNK
             stats[split] = {"items": len(frames), "chunks": chunks, "seconds": round(seconds, 1),
                             "ms_per_chunk": round(1000 * seconds / max(chunks, 1), 2)}
             torch.save(frames, tmp / f"{split}.pt")
             if split == "dev":  # the longest dev stream, streamed: crosses a window boundary if any does
-                rows = pl.read_parquet(path).sort("duration_s", descending=True).row(0, named=True)
+                rows = manifest.sort("duration_s", descending=True).row(0, named=True)
                 feats = item_features(corpus / rows["audio"], rows["duration_s"], tower.config.n_mels,
                                       tower.config.mel_ceiling)
                 stats["stream_check"] = {"item": rows["id"], "seconds": rows["duration_s"],

@@ -113,10 +113,7 @@ def ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
 @torch.no_grad()
 def ctc_transcribe(model: AudioInteractionModel, frames: list[torch.Tensor]) -> list[str]:
     """Greedy CTC reading of the projected frames of each frame sequence."""
-    out = []
-    for f in frames:
-        out.append(ctc_greedy(model.ctc_log_probs(f.float()[None])[0], f.shape[0]))
-    return out
+    return [ctc_greedy(model.ctc_log_probs(f.float()[None])[0], f.shape[0]) for f in frames]
 
 
 def ctc_data(tokens_dir: Path, train_cache: dict, dev_cache: dict, dev_limit: int) -> tuple[tuple, tuple]:
@@ -189,13 +186,14 @@ def lm_batches(dataset: ShardDataset, frames: list[torch.Tensor], indices: np.nd
     """Token-budget batches of samples; with `ctc_data` (segments, their frames) each batch also carries
     segments for the CTC head, about `ctc_frames` frames of them, drawn at random."""
     rng = np.random.default_rng(seed + epoch)
+    if ctc_data is not None:  # segments per batch: once, not per batch
+        segments, seg_frames = ctc_data
+        mean_len = max(int(np.mean([f.shape[0] for f in seg_frames[:200]])), 1)
     for idx in token_batches(dataset.n_tokens[indices], max_tokens, rng):
         chosen = [int(indices[i]) for i in idx]
         batch = collate([dataset[i] for i in chosen], pad_id)
         batch["audio_frames"] = [frames[i].float() for i in chosen]
         if ctc_data is not None:
-            segments, seg_frames = ctc_data
-            mean_len = max(int(np.mean([f.shape[0] for f in seg_frames[:200]])), 1)
             picks = rng.choice(len(segments), size=min(max(ctc_frames // mean_len, 1), len(segments)), replace=False)
             batch["ctc"] = ctc_batch(segments, seg_frames, picks)
         yield batch
