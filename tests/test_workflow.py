@@ -152,3 +152,40 @@ def test_dvc_repro_recomputes_nothing_when_up_to_date(smoke_run):
     assert "didn't change" in out or "up to date" in out
     out = run(["dvc", "metrics", "show"], work).stdout
     assert "corpus_summary.json" in out
+
+
+def test_slurm_dry_run_of_the_paper_profile_lists_every_job_with_its_gpus_and_nodes(tmp_path):
+    """`snakemake -n --workflow-profile workflow/profiles/slurm --config profile=paper` (the README's cluster
+    launch, dry): every job of the paper DAG with the resources its sbatch gets; training stages start
+    torchrun under srun on all their nodes, one process per GPU."""
+    from tests.conftest import WORKFLOW_FILES
+    from soundflow import config
+
+    for name in WORKFLOW_FILES:
+        src = config.REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    out = run(["snakemake", "-n", "-p", "--workflow-profile", "workflow/profiles/slurm", "--config", "profile=paper"],
+              tmp_path).stdout
+    jobs = []
+    for block in out.split("\nrule ")[1:]:
+        fields = dict(line.strip().split(": ", 1) for line in block.splitlines()[1:] if ": " in line)
+        resources = dict(kv.split("=", 1) for kv in fields.get("resources", "").split(", ") if "=" in kv)
+        jobs.append((block.split(":", 1)[0], fields.get("wildcards", ""), resources, fields.get("Shell command", "")))
+    rules = [rule for rule, *_ in jobs]
+    paper = config.load(profile="paper")
+    assert rules.count("corpus_shard") == paper["data"]["shards"] == 64
+    assert {"corpus", "tokens", "tower", "init_model", "encode_frames", "export", "bench", "summary"} <= set(rules)
+    assert rules.count("train_stage") == 5
+    for rule, wildcards, resources, _ in jobs:
+        if rule != "all":
+            assert int(resources["runtime"]) > 0 and resources["slurm_partition"], (rule, wildcards)
+    stages = {w.split("=")[1]: (r, shell) for rule, w, r, shell in jobs if rule == "train_stage"}
+    for stage, (resources, shell) in stages.items():
+        nodes = 4 if stage in ("s3", "s4") else 1
+        assert (resources["nodes"], resources["gres"], resources["mpi"]) == (str(nodes), "gpu:8", "srun"), stage
+        assert shell.startswith("OMP_NUM_THREADS=12 srun --ntasks-per-node=1 --nodes=$SLURM_JOB_NUM_NODES"), shell
+        assert "-m torch.distributed.run --nnodes=$SLURM_JOB_NUM_NODES --nproc-per-node=8" in shell
+        assert f"-m soundflow.train stage --name {stage}" in shell
+    assert int(stages["s3"][0]["runtime"]) >= paper["train"]["s3"]["minutes"]
+    encode = next(r for rule, _, r, _ in jobs if rule == "encode_frames")
+    assert encode["gres"] == "gpu:1" and encode["slurm_partition"] == "gpu"

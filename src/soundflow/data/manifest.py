@@ -47,11 +47,14 @@ def to_frame(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SCHEMA, orient="row" if rows and not isinstance(rows[0], dict) else None)
 
 
-def write(frame: pl.DataFrame, path: Path) -> None:
-    """Write atomically: a temp sibling, then rename, so no half-written manifest is ever seen."""
+def write(frame: pl.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write atomically: a temp sibling, then rename, so no half-written manifest is ever seen.
+
+    `metadata` goes into the Parquet footer's key-value store (shard manifests say where they came from).
+    """
     tmp = atomic_path(path)
     try:
-        frame.write_parquet(tmp, statistics=False)
+        frame.write_parquet(tmp, statistics=False, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -67,3 +70,14 @@ def read(path: Path) -> pl.DataFrame:
     if missing:
         raise ManifestError(f"manifest {path} lacks columns: {', '.join(missing)}")
     return frame
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The key-value metadata of a manifest's Parquet footer (empty for split manifests)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    try:
+        return pl.read_parquet_metadata(path)
+    except (pl.exceptions.ComputeError, OSError) as err:
+        raise ManifestError(f"{path} is not a Parquet manifest: {err}") from err

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from soundflow.data import text, tts
+from soundflow.data.corpora import sources as imported
 
 
 @dataclass
@@ -69,10 +70,16 @@ class ItemPlan:
     references: dict = field(default_factory=dict)
 
     def voices(self) -> list[str]:
-        return sorted({p.voice for t in self.turns for p in t.pieces if p.kind == "speech"})
+        """TTS voices of the item (imported speakers are named in the turns' pieces)."""
+        return sorted({p.voice for t in self.turns for p in t.pieces if p.kind == "speech" and not imported.is_imported(p)})
 
     def digest(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def voice_lang(voice: str) -> str:
+    """Language of a speech piece's voice: a TTS voice id or an imported speaker's."""
+    return imported.voice_lang(voice) if imported.is_voice(voice) else tts.get_voice(voice).lang
 
 
 def derive_seed(*parts) -> int:
@@ -122,6 +129,7 @@ class PlanContext:
         self.rng = np.random.default_rng(item_seed)
         self.seed = item_seed
         self.voice = self.pick_voice(lang)
+        self.imported = imported.for_cfg(cfg)  # None unless the profile names real corpora
 
     # --- voices -------------------------------------------------------------------------
     def pick_voice(self, lang: str = "en", exclude: tuple[str, ...] = ()) -> str:
@@ -152,12 +160,33 @@ class PlanContext:
 
         etype = events.EVENT_TYPES.get(name)
         attrs = {"domain": etype.domain, "action": etype.action} if etype else {}
-        return Piece("event", name, attrs=attrs, seed=int(self.rng.integers(2**62)), pause_before_s=self._pause(pause))
+        piece = Piece("event", name, attrs=attrs, seed=int(self.rng.integers(2**62)), pause_before_s=self._pause(pause))
+        if self.imported is not None:  # a real recording of this event type, with probability p_event
+            rows = self.imported.events(self.split, name)
+            if rows.height and self.rng.random() < self.imported.p_event:
+                piece.attrs.update(imported.clip_attrs(rows.row(int(self.rng.integers(rows.height)), named=True)))
+        return piece
 
     def music(self, tempo: str, direction: str, timbre: str, pause: float | None = None) -> Piece:
         label = text.music_description(tempo, direction, timbre)
         attrs = {"tempo": tempo, "direction": direction, "timbre": timbre}
         return Piece("music", label, attrs=attrs, seed=int(self.rng.integers(2**62)), pause_before_s=self._pause(pause))
+
+    def real_speech(self, lang: str | None, target: str | None = None, speaker: str | None = None,
+                    p: float | None = None) -> dict | None:
+        """An imported utterance of this split (in `lang`, any when None; translated into `target`; by
+        `speaker`), with probability p (default data.corpora.p_speech); None: the caller uses TTS."""
+        if self.imported is None:
+            return None
+        rows = self.imported.speech(self.split, lang, target, speaker)
+        if rows.height == 0 or self.rng.random() >= (self.imported.p_speech if p is None else p):
+            return None
+        return rows.row(int(self.rng.integers(rows.height)), named=True)
+
+    def say_real(self, row: dict, label: str | None = None, pause: float | None = None) -> Piece:
+        """A speech piece of an imported utterance; `label` is its text as the replies write it."""
+        return Piece("speech", label or row["text"], voice=imported.voice_id(row), lang=row["lang"],
+                     attrs=imported.clip_attrs(row), pause_before_s=self._pause(pause))
 
     def _pause(self, pause: float | None) -> float:
         return float(self.rng.uniform(0.3, 0.8)) if pause is None else pause
@@ -180,12 +209,12 @@ class PlanContext:
 
 
 def clip_requests(plans: list[ItemPlan]) -> list[tts.ClipRequest]:
-    """Every distinct TTS clip the plans need (deduplicated, in a stable order)."""
+    """Every distinct TTS clip the plans need (deduplicated, in a stable order; imported speech needs none)."""
     seen, out = set(), []
     for plan in plans:
         for turn in plan.turns:
             for p in turn.pieces:
-                if p.kind != "speech":
+                if p.kind != "speech" or imported.is_imported(p):
                     continue
                 req = tts.ClipRequest(voice_id=p.voice, text=p.label, style=tts.Style(**p.style))
                 key = tts.clip_key(tts.get_voice(p.voice), p.label, req.style)

@@ -16,13 +16,20 @@ PROACTIVE_TARGETS = tuple(sorted({e for targets in DOMAIN_TARGETS.values() for e
 
 
 def plan_split(cfg: dict, split: str) -> list[ItemPlan]:
-    plans = []
+    return [plan_item(cfg, *key) for key in item_keys(cfg, split)]
+
+
+def item_keys(cfg: dict, split: str) -> list[tuple[str, str, int, str]]:
+    """(split, sub_task, index, mode) of every item of a split, in manifest order; no planning needed."""
+    keys = []
     for name in SUB_TASKS:
-        for i in range(cfg["items_per_subtask"][split]):
-            plans.append(plan_item(cfg, split, name, i, "online"))
-        for i in range(cfg["offline_per_subtask"][split]):
-            plans.append(plan_item(cfg, split, name, i, "offline"))
-    return plans
+        keys += [(split, name, i, "online") for i in range(cfg["items_per_subtask"][split])]
+        keys += [(split, name, i, "offline") for i in range(cfg["offline_per_subtask"][split])]
+    return keys
+
+
+def item_id(split: str, sub_task: str, index: int, mode: str) -> str:
+    return f"{split}-{sub_task}-{mode[:3]}{index:05d}"
 
 
 def plan_item(cfg: dict, split: str, sub_task: str, index: int, mode: str) -> ItemPlan:
@@ -41,7 +48,7 @@ def plan_item(cfg: dict, split: str, sub_task: str, index: int, mode: str) -> It
         ambient = draft.ambient or ctx.choice(AMBIENT_BEDS)
         background = [ctx.choice(BACKGROUND_EVENTS) for _ in range(int(ctx.rng.integers(0, 3)))]
     return ItemPlan(
-        id=f"{split}-{sub_task}-{mode[:3]}{index:05d}",
+        id=item_id(split, sub_task, index, mode),
         ability=task.ability,
         sub_task=sub_task,
         split=split,
@@ -83,6 +90,8 @@ def _add_mixins(ctx: PlanContext, draft: Draft) -> None:
     if ctx.rng.random() < cfg["p_silence"]:
         if ctx.rng.random() < 0.5:
             turn = ignore_turn(ctx, ctx.choice(IGNORE))
+        elif (row := ctx.real_speech(None)) is not None:  # an imported speaker, any language, talking to someone else
+            turn = Turn([ctx.say_real(row)], None, "irrelevant")
         else:
             other = ctx.pick_voice("en", exclude=(ctx.voice,))
             turn = Turn([ctx.say(text.irrelevant_speech(ctx.rng), voice=other)], None, "irrelevant")

@@ -12,7 +12,7 @@ import math
 import torch
 
 from soundflow import layout
-from soundflow.data import tts
+from soundflow.data.plan import voice_lang  # TTS voices and imported speakers (soundflow.data.corpora)
 
 CHARS = " 'abcdefghijklmnopqrstuvwxyz"  # CTC classes 1..28; 0 is the blank
 BLANK = 0
@@ -36,7 +36,7 @@ def segments(row: dict, n_frames: int) -> list[dict]:
     out = []
     for turn in row["turns"]:
         pieces = json.loads(turn["pieces"])
-        if len(pieces) != 1 or pieces[0]["kind"] != "speech" or tts.get_voice(pieces[0]["voice"]).lang != "en":
+        if len(pieces) != 1 or pieces[0]["kind"] != "speech" or voice_lang(pieces[0]["voice"]) != "en":
             continue
         target = char_ids(pieces[0]["label"])
         if target is None:

@@ -8,12 +8,15 @@ python -m soundflow.train stage  --name s1 --cfg JSON --tokens data/tokens --fra
 python -m soundflow.train report --cfg JSON --model data/models/s4/model --tokens data/tokens \
                                  --frames data/frames --stages data/models/s1 ... --out reports/metrics/train.json
 --cfg is {"model": <params model>, "stage": <common train keys merged with this stage's keys>}.
+`stage` also runs data parallel under torchrun (one process per GPU; `torchrun --nproc-per-node N -m
+soundflow.train stage ...`): rank 0 logs to MLflow and writes the model and metrics.
 `init` builds the untrained model: the tower (imported weights, or random without --tower: smoke), a
 random projector, LM and CTC head. Its tower encodes the frame cache; s1 and the offline baseline start from it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -74,16 +77,50 @@ def run_init(args) -> int:
     return 0
 
 
+class _NoRun:
+    """What ranks other than 0 log to: nothing (one MLflow run per stage, rank 0's)."""
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_artifact(self, path, artifact_path=None) -> None:
+        pass
+
+
+def _resolve_precision(choice: str) -> str:
+    """precision.resolve on rank 0, the same answer for every rank (a CPU probe could differ per process)."""
+    from soundflow import precision
+    from soundflow.train import engine
+
+    if engine.world()[1] == 1:
+        return precision.resolve(choice)
+    engine.init_distributed()
+    answer = [precision.resolve(choice) if engine.is_main() else None]
+    torch.distributed.broadcast_object_list(answer, src=0)
+    return answer[0]
+
+
+def _gathered(model, stage_cfg: dict):
+    """ZeRO-3 keeps each rank's slice of the weights only: gather them all for saving (every rank joins)."""
+    if stage_cfg["zero_stage"] != 3 or not torch.distributed.is_initialized():
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None)
+
+
 def run_stage(args) -> int:
-    from soundflow import precision, tracking
+    from soundflow import tracking
     from soundflow.models import AudioInteractionModel
-    from soundflow.train import loop, stages
+    from soundflow.train import engine, loop, stages
 
     cfg = json.loads(args.cfg)
     stage_cfg = cfg["stage"]
-    stage_cfg["precision"] = precision.resolve(stage_cfg["precision"])  # logged, and part of the fingerprint
+    stage_cfg["precision"] = _resolve_precision(stage_cfg["precision"])  # logged, and part of the fingerprint
     model_dir = args.out / "model"
-    with tracking.stage_run(f"train_{args.name}", cfg) as run:
+    main_rank = engine.is_main()
+    tracked = tracking.stage_run(f"train_{args.name}", cfg) if main_rank else contextlib.nullcontext(_NoRun())
+    with tracked as run:
         model = AudioInteractionModel.from_pretrained(args.init)
         stage_fns = stages.ctc_stage_fns if stage_cfg["kind"] == "ctc" else stages.lm_stage_fns
         params, batches, loss_fn, evaluate = stage_fns(model, args.tokens, args.frames, stage_cfg, stage_cfg["seed"])
@@ -91,9 +128,13 @@ def run_stage(args) -> int:
         run.log_metrics({"params_total": sum(p.numel() for p in model.parameters()), "params_trainable": n_trainable})
         progress = loop.train(model, params, batches, loss_fn, evaluate, stage_cfg, args.out, f"train_{args.name}",
                               run.log_metrics, fingerprint=_fingerprint(args, cfg))
-        _save_model(model, args.tokens, model_dir)
+        with _gathered(model, stage_cfg):
+            if main_rank:
+                _save_model(model, args.tokens, model_dir)
+        if not main_rank:
+            return 0
         metrics = {"stage": args.name, "kind": stage_cfg["kind"], "steps": progress.step, "ended_by": loop.ended_by(progress, stage_cfg),
-                   "precision": stage_cfg["precision"],
+                   "precision": stage_cfg["precision"], "world_size": engine.world()[1],
                    "train_minutes": progress.train_s / 60, "tokens_per_s": progress.tokens / max(progress.train_s, 1e-9),
                    "params_trainable": n_trainable, "final": progress.history[-1] if progress.history else {},
                    "history": progress.history, "curve": progress.curve}

@@ -1,26 +1,77 @@
-"""DeepSpeed engine set-up: single-process ZeRO on the CPU (gloo) here, ZeRO with bf16 on GPUs.
+"""DeepSpeed engine set-up: ZeRO on the CPU (gloo) here, ZeRO with bf16 on GPUs, one process or many.
 
 A client torch AdamW is passed in, so DeepSpeed never JIT-compiles its fused CPU Adam (about 60 s).
-Each job gets its own rendezvous port (from its stage name) unless MASTER_PORT is already set, so
-concurrent jobs never collide.
+Several processes are started by the standard launcher (`torchrun`, under `srun` on a SLURM cluster),
+which sets RANK / LOCAL_RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT. A process started alone gets a
+free rendezvous port from the kernel, so concurrent jobs on one machine never collide.
 """
 from __future__ import annotations
 
 import logging
 import os
-import zlib
+import socket
 
 import torch
 
 
-def _rendezvous_env(job: str) -> None:
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: from the launcher's environment, before or after init."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rendezvous_env() -> None:
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and "MASTER_PORT" not in os.environ:
+        raise RuntimeError("WORLD_SIZE > 1 without MASTER_ADDR/MASTER_PORT: start several processes with torchrun")
     os.environ.setdefault("RANK", "0")
     os.environ.setdefault("LOCAL_RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(29500 + zlib.crc32(job.encode()) % 2000))
+    if "MASTER_PORT" not in os.environ:  # alone: any free port (a fixed one collides with a twin job)
+        os.environ["MASTER_PORT"] = str(free_port())
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+def init_distributed() -> None:
+    """Join the process group (idempotent): nccl on GPUs, gloo on the CPU."""
+    _rendezvous_env()
+    import deepspeed
+
+    for logger in ("DeepSpeed", "deepspeed"):
+        logging.getLogger(logger).setLevel(logging.WARNING)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", verbose=False)
+
+
+def barrier() -> None:
+    if world()[1] > 1:
+        torch.distributed.barrier()
+
+
+def to_device(batch, device: torch.device):
+    """A batch's tensors (in dicts and lists) on `device`; a no-op on the CPU."""
+    if device.type == "cpu":
+        return batch
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list) and batch and torch.is_tensor(batch[0]):
+        return [to_device(v, device) for v in batch]
+    return batch
 
 
 def ds_config(cfg: dict, on_gpu: bool) -> dict:
@@ -36,15 +87,15 @@ def ds_config(cfg: dict, on_gpu: bool) -> dict:
     }
 
 
-def make_engine(model: torch.nn.Module, params: list[torch.nn.Parameter], cfg: dict, job: str):
+def make_engine(model: torch.nn.Module, params: list[torch.nn.Parameter], cfg: dict):
     """(engine, optimizer) for the trainable `params`; everything else in `model` stays frozen."""
-    _rendezvous_env(job)
+    init_distributed()
     import deepspeed
 
-    for logger in ("DeepSpeed", "deepspeed"):
-        logging.getLogger(logger).setLevel(logging.WARNING)
+    if cfg.get("gradient_checkpointing"):
+        # recompute the LM's activations in backward (the frozen tower's frames are cached, not recomputed)
+        model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     on_gpu = torch.cuda.is_available()
-    deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo", verbose=False)
     optimizer = torch.optim.AdamW(params, lr=cfg["lr"], betas=(0.9, 0.98), weight_decay=0.01)
     engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config(cfg, on_gpu))
     return engine, optimizer

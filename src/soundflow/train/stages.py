@@ -23,6 +23,7 @@ from soundflow.tokens import ctc
 from soundflow.tokens.dataset import ShardDataset, collate, token_batches
 from soundflow.tokens.tokenizer import load as load_tokenizer
 from soundflow.train import frames as frame_cache
+from soundflow.train.engine import to_device, world as dist_world
 
 GROUPS = ("embeddings", "projector", "lm")
 TOWER_KEYS = ("attention", "window_frames", "carry_frames", "mel_ceiling")
@@ -82,6 +83,43 @@ def trainable(model: AudioInteractionModel, groups: list[str]) -> list[torch.nn.
     return params
 
 
+# ----- data parallel: each rank's rows of a batch, weighted by its share of the batch mean ------------
+
+
+def share_rows(n: int, rank: int, world: int) -> tuple[list[int], bool]:
+    """(rows of this rank, whether it has any). A rank left without rows computes on row 0 with weight
+    0: it still joins the gradient reduction (every rank must run a backward pass)."""
+    rows = [int(i) for i in np.array_split(np.arange(n), world)[rank]]
+    return (rows, True) if rows else ([0], False)
+
+
+def take_rows(batch: dict, rows: list[int]) -> dict:
+    """The batch restricted to `rows` (tensors and per-row lists), right padding trimmed to its longest row."""
+    n = len(batch["targets"]) if "targets" in batch else batch["input_ids"].shape[0]
+    out = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n:
+            out[key] = value[rows]
+        elif isinstance(value, list) and len(value) == n:
+            out[key] = [value[i] for i in rows]
+        else:
+            out[key] = value
+    if "attention_mask" in out:
+        width = int(out["attention_mask"].sum(1).max())
+        for key in ("input_ids", "labels", "label_kind", "attention_mask"):
+            out[key] = out[key][:, :width]
+    if "frames" in out:
+        out["frames"] = out["frames"][:, :int(out["lengths"].max())]
+    return out
+
+
+def label_counts(labels: torch.Tensor, label_kind: torch.Tensor) -> dict[str, int]:
+    """Positions each mean of split_losses averages over: labelled next tokens of each kind."""
+    target, kind = labels[:, 1:], label_kind[:, 1:]
+    return {name: int(((target != -100) & (kind == value)).sum())
+            for name, value in (("loss_lm", layout.LABEL_LM), ("loss_stream", layout.LABEL_STREAM))}
+
+
 # ----- the CTC head: characters of English speech segments from the projected frames ------------
 
 
@@ -113,7 +151,8 @@ def ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
 @torch.no_grad()
 def ctc_transcribe(model: AudioInteractionModel, frames: list[torch.Tensor]) -> list[str]:
     """Greedy CTC reading of the projected frames of each frame sequence."""
-    return [ctc_greedy(model.ctc_log_probs(f.float()[None])[0], f.shape[0]) for f in frames]
+    device = next(model.parameters()).device
+    return [ctc_greedy(model.ctc_log_probs(to_device(f.float()[None], device))[0], f.shape[0]) for f in frames]
 
 
 def ctc_data(tokens_dir: Path, train_cache: dict, dev_cache: dict, dev_limit: int) -> tuple[tuple, tuple]:
@@ -141,7 +180,14 @@ def ctc_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, se
             yield ctc_batch(segments, seg_frames, idx)
 
     def loss_fn(engine, batch):
-        loss = ctc_loss(engine.module if hasattr(engine, "module") else engine, batch)
+        model = engine.module if hasattr(engine, "module") else engine
+        rank, world = dist_world()
+        if world == 1:
+            loss = ctc_loss(model, batch)
+            return {"loss": loss, "loss_ctc": loss, "tokens": int(batch["lengths"].sum())}
+        # F.ctc_loss averages over segments: this rank's share is its number of segments
+        rows, any_rows = share_rows(len(batch["targets"]), rank, world)
+        loss = ctc_loss(model, take_rows(batch, rows)) * (len(rows) * any_rows / len(batch["targets"]))
         return {"loss": loss, "loss_ctc": loss, "tokens": int(batch["lengths"].sum())}
 
     return trainable(model, stage_cfg["trainable"]), batches, loss_fn, lambda m: ctc_evaluate(m, *dev)
@@ -200,6 +246,8 @@ def lm_batches(dataset: ShardDataset, frames: list[torch.Tensor], indices: np.nd
 
 
 def lm_loss(engine, batch: dict, stream_weight: float, ctc_weight: float = 0.0) -> dict:
+    if dist_world()[1] > 1:
+        return lm_loss_share(engine, batch, stream_weight, ctc_weight)
     out = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                  audio_frames=batch["audio_frames"], labels=batch["labels"], label_kind=batch["label_kind"],
                  stream_weight=stream_weight, labelled_logits_only=True)
@@ -212,6 +260,28 @@ def lm_loss(engine, batch: dict, stream_weight: float, ctc_weight: float = 0.0) 
     return losses
 
 
+def lm_loss_share(engine, batch: dict, stream_weight: float, ctc_weight: float) -> dict:
+    """lm_loss of this rank's rows of `batch`, each mean weighted by the rank's share of its positions (or
+    CTC segments): the ranks' losses add up to the whole batch's, and so do their gradients."""
+    rank, world = dist_world()
+    rows, any_rows = share_rows(batch["input_ids"].shape[0], rank, world)
+    part = take_rows(batch, rows)
+    out = engine(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
+                 audio_frames=part["audio_frames"], labels=part["labels"], label_kind=part["label_kind"],
+                 stream_weight=stream_weight, labelled_logits_only=True)
+    total, mine = label_counts(batch["labels"], batch["label_kind"]), label_counts(part["labels"], part["label_kind"])
+    losses = {k: out[k] * (mine[k] * any_rows / max(total[k], 1)) for k in total}
+    losses["loss"] = losses["loss_lm"] + stream_weight * losses["loss_stream"]
+    losses["tokens"] = int(batch["attention_mask"].sum())
+    if "ctc" in batch:
+        model = engine.module if hasattr(engine, "module") else engine
+        n = len(batch["ctc"]["targets"])
+        ctc_rows, ctc_any = share_rows(n, rank, world)
+        losses["loss_ctc"] = ctc_loss(model, take_rows(batch["ctc"], ctc_rows)) * (len(ctc_rows) * ctc_any / n)
+        losses["loss"] = losses["loss"] + ctc_weight * losses["loss_ctc"]
+    return losses
+
+
 def decision_evaluate(model: AudioInteractionModel, dataset: ShardDataset, frames: list[torch.Tensor],
                       indices: np.ndarray, pad_id: int, silent_id: int, response_id: int,
                       ctc_dev: tuple | None = None) -> dict:
@@ -219,7 +289,9 @@ def decision_evaluate(model: AudioInteractionModel, dataset: ShardDataset, frame
     correct = {silent_id: 0, response_id: 0}
     total = {silent_id: 0, response_id: 0}
     losses = {"loss_lm": [], "loss_stream": []}
+    device = next(model.parameters()).device
     for batch in lm_batches(dataset, frames, indices, pad_id, 8000, 0, 0):
+        batch = to_device(batch, device)
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     audio_frames=batch["audio_frames"], labels=batch["labels"], label_kind=batch["label_kind"])
         for k in losses:

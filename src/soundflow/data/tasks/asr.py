@@ -1,6 +1,7 @@
 """Real-time ASR: the transcript is written chunk by chunk while the speaker talks."""
 from __future__ import annotations
 
+from soundflow.bench.asr_metrics import normalize
 from soundflow.data.plan import PlanContext, Reply, Turn
 from soundflow.data.tasks import Draft, register
 
@@ -16,6 +17,22 @@ def _sentence_turn(ctx: PlanContext, sentence: str, voice: str | None = None, pa
     )
 
 
+def _real_turn(ctx: PlanContext, row: dict, pause: float | None = None) -> Turn:
+    """An imported speaker's utterance; its transcript in the corpus references' form (lower case, numbers spelled out)."""
+    words = normalize(row["text"])
+    return Turn([ctx.say_real(row, label=words, pause=pause)], Reply(words, timing="words", kind="asr"), "sentence",
+                meta={"recall": ["said", words]})
+
+
+def _turn(ctx: PlanContext, voices: list[str] | None = None) -> Turn:
+    """An imported English utterance where the profile has real speech, else a TTS sentence."""
+    row = ctx.real_speech("en")
+    if row is not None:
+        return _real_turn(ctx, row)
+    sentence = ctx.sentence()  # drawn before the voice, as it always was
+    return _sentence_turn(ctx, sentence, voice=ctx.choice(voices) if voices else None)
+
+
 def _asr_draft(ctx: PlanContext, turns: list[Turn], noise: str) -> Draft:
     refs = {"transcripts": [t.reply.text for t in turns]}
     return Draft(INSTRUCTION, turns, noise=noise, references=refs, mixins=noise != "clean")
@@ -23,12 +40,12 @@ def _asr_draft(ctx: PlanContext, turns: list[Turn], noise: str) -> Draft:
 
 @register("realtime_asr", "asr_clean")
 def asr_clean(ctx: PlanContext) -> Draft:
-    return _asr_draft(ctx, [_sentence_turn(ctx, ctx.sentence()) for _ in range(ctx.n_turns())], "clean")
+    return _asr_draft(ctx, [_turn(ctx) for _ in range(ctx.n_turns())], "clean")
 
 
 @register("realtime_asr", "asr_noisy")
 def asr_noisy(ctx: PlanContext) -> Draft:
-    return _asr_draft(ctx, [_sentence_turn(ctx, ctx.sentence()) for _ in range(ctx.n_turns())], "noisy")
+    return _asr_draft(ctx, [_turn(ctx) for _ in range(ctx.n_turns())], "noisy")
 
 
 @register("realtime_asr", "asr_multivoice")
@@ -37,7 +54,7 @@ def asr_multivoice(ctx: PlanContext) -> Draft:
     speakers = [ctx.voice]
     for _ in range(int(ctx.rng.integers(1, 3))):
         speakers.append(ctx.pick_voice("en", exclude=tuple(speakers)))
-    turns = [_sentence_turn(ctx, ctx.sentence(), voice=ctx.choice(speakers)) for _ in range(ctx.n_turns())]
+    turns = [_turn(ctx, speakers) for _ in range(ctx.n_turns())]  # imported turns: each its own speaker
     return _asr_draft(ctx, turns, "auto")
 
 
@@ -45,6 +62,17 @@ def asr_multivoice(ctx: PlanContext) -> Draft:
 def asr_longform(ctx: PlanContext) -> Draft:
     """One speaker reads a passage: sentences follow each other with short pauses."""
     n, sentences = ctx.n_turns(low=max(ctx.cfg["turns"][0], 5)), []
+    first = ctx.real_speech("en")
+    if first is not None:  # an imported speaker's utterances, one after the other
+        rows = [first]
+        for _ in range(4 * n):
+            if len(rows) == n:
+                break
+            row = ctx.real_speech("en", speaker=first["speaker"], p=1.0)
+            if row["id"] != rows[-1]["id"]:
+                rows.append(row)
+        turns = [_real_turn(ctx, r, pause=float(ctx.rng.uniform(0.1, 0.3))) for r in rows]
+        return _asr_draft(ctx, turns, "auto")
     while len(sentences) < n:  # from the split's own pool, so no held-out sentence is ever trained on
         s = ctx.sentence()
         if not sentences or s != sentences[-1]:

@@ -15,11 +15,23 @@ def _turn(ctx: PlanContext, source: str, target: str, src_lang: str, tgt_lang: s
     )
 
 
+def _real_turn(ctx: PlanContext, row: dict, target: str, tgt_lang: str, kind="translation") -> Turn:
+    """An imported utterance (CoVoST 2) and its reference translation (or its transcript, when tgt_lang is its own)."""
+    return Turn([ctx.say_real(row)], Reply(target, lang=tgt_lang, kind=kind), "sentence",
+                meta={"source": row["text"], "src_lang": row["lang"], "tgt_lang": tgt_lang})
+
+
+def _pair_turn(ctx: PlanContext, src_lang: str, tgt_lang: str) -> Turn:
+    """An imported utterance with a translation where the profile has one, else a TTS sentence of the pair pool."""
+    row = ctx.real_speech(src_lang, target=tgt_lang)
+    if row is not None:
+        return _real_turn(ctx, row, row["translation"], tgt_lang)
+    en, zh = ctx.pair()
+    return _turn(ctx, en, zh, "en", "zh") if src_lang == "en" else _turn(ctx, zh, en, "zh", "en")
+
+
 def _en2zh(ctx: PlanContext, noise: str) -> Draft:
-    turns = []
-    for _ in range(ctx.n_turns()):
-        en, zh = ctx.pair()
-        turns.append(_turn(ctx, en, zh, "en", "zh"))
+    turns = [_pair_turn(ctx, "en", "zh") for _ in range(ctx.n_turns())]
     refs = {"sources": [t.meta["source"] for t in turns], "targets": [t.reply.text for t in turns]}
     return Draft(text.translate_instruction("zh"), turns, lang="zh", noise=noise, references=refs, mixins=False)
 
@@ -31,10 +43,7 @@ def st_en2zh(ctx: PlanContext) -> Draft:
 
 @register("streaming_translation", "st_zh2en", voice_lang="zh")
 def st_zh2en(ctx: PlanContext) -> Draft:
-    turns = []
-    for _ in range(ctx.n_turns()):
-        en, zh = ctx.pair()
-        turns.append(_turn(ctx, zh, en, "zh", "en"))
+    turns = [_pair_turn(ctx, "zh", "en") for _ in range(ctx.n_turns())]
     refs = {"sources": [t.meta["source"] for t in turns], "targets": [t.reply.text for t in turns]}
     return Draft(text.translate_instruction("en"), turns, lang="en", noise="clean", references=refs, mixins=False)
 
@@ -56,6 +65,10 @@ def st_switch(ctx: PlanContext) -> Draft:
             target = "en" if target == "zh" else "zh"
             ack = "okay from now on i will write english" if target == "en" else "好的 接下来我翻译成中文"
             turns.append(Turn([ctx.say(text.translate_instruction(target))], Reply(ack, lang=target, kind="ack"), "instruction"))
+        row = ctx.real_speech("en", target="zh")
+        if row is not None:
+            turns.append(_real_turn(ctx, row, row["translation"] if target == "zh" else row["text"], target))
+            continue
         en, zh = ctx.pair()
         turns.append(_turn(ctx, en, zh if target == "zh" else en, "en", target))
     refs = {"switch_turn": switch_at, "targets": [t.reply.text for t in turns if t.kind == "sentence"]}
