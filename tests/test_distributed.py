@@ -27,8 +27,8 @@ def dropout_free_init(work, root):
     return model
 
 
-def stage(work, init, out) -> list[str]:
-    cmd, _ = stage_cmd(work, "s3", "init", out, **STEPS)
+def stage(work, init, out, **extra) -> list[str]:
+    cmd, _ = stage_cmd(work, "s3", "init", out, **STEPS, **extra)
     cmd[cmd.index("--init") + 1] = str(init)
     return cmd
 
@@ -59,6 +59,10 @@ def test_world_size_2_matches_world_size_1_and_resumes_after_a_kill(smoke_run, t
     worst = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
     print(f"world size 2 vs 1: max abs weight difference {worst:.3g} after 4 steps")
     assert differing(w1, w2) == [], f"world size 2 differs from 1 by more than {FLOAT_NOISE} (max abs {worst:.3g})"
+
+    # gradient checkpointing (the paper profile's): the LM's activations recomputed in backward, same weights
+    run(stage(work, init, tmp_path / "gc", gradient_checkpointing=True), work)
+    assert differing(w1, load_file(tmp_path / "gc" / "model" / "model.safetensors")) == []
 
     # killed after step 3 (both ranks): the rerun resumes every rank from step 2 and ends at ws2's weights
     killed_dir = tmp_path / "killed"
