@@ -12,6 +12,7 @@ include: "workflow/rules/corpora.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/thinker.smk"
 include: "workflow/rules/runtime.smk"
 include: "workflow/rules/bench.smk"
 

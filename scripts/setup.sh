@@ -16,13 +16,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 stamp=.venv/.requirements.sha1
-want=$(cat envs/requirements.txt pyproject.toml | sha1sum | cut -d' ' -f1)
+want=$(cat envs/requirements.txt envs/requirements-nodeps.txt pyproject.toml | sha1sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing the Python venv .venv (about 3 minutes, 8.6 GB: torch 2.9.1 is the CUDA build)"
   [ -x .venv/bin/python ] || python3 -m venv .venv
   # torch first, alone: later installs repeat the pin so the resolver never swaps it.
   .venv/bin/pip install -q --disable-pip-version-check torch==2.9.1 torchaudio==2.9.1
   .venv/bin/pip install -q --disable-pip-version-check -r envs/requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r envs/requirements-nodeps.txt
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi

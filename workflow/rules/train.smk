@@ -32,7 +32,7 @@ def distributed(wildcards, resources):
 
 rule tower:
     input:
-        code=src_files("pretrained"),
+        code=[f for f in src_files("pretrained") if not f.endswith("thinker.py")],  # the LM import is not the tower's
     output:
         directory("data/pretrained/{source}"),
     log:

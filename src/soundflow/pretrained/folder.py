@@ -1,0 +1,36 @@
+"""Writing an imported model folder: shared by the tower (ct2.py) and thinker (thinker.py) imports."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_atomically(out_dir: Path, model, tokenizer, record: dict) -> None:
+    """save_pretrained of model and tokenizer plus source.json (where the weights came from), built in a temp
+    sibling and renamed at the end: out_dir is either the old folder or the complete new one."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+    old = out_dir.with_name(f".{out_dir.name}.old{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "source.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        for path in tmp.iterdir():  # the safetensors writer makes its file private (0600); the umask decides
+            path.chmod((tmp / "source.json").stat().st_mode)
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

