@@ -142,6 +142,16 @@ def ctc_loss(model: AudioInteractionModel, batch: dict) -> torch.Tensor:
                       torch.tensor([len(t) for t in targets]), blank=ctc.BLANK, zero_infinity=True)
 
 
+def ctc_loss_share(model: AudioInteractionModel, batch: dict) -> torch.Tensor:
+    """ctc_loss of the batch; under torchrun of this rank's segments, weighted by their share (F.ctc_loss
+    averages over segments), so the ranks' losses add up to the whole batch's."""
+    rank, world = dist_world()
+    if world == 1:
+        return ctc_loss(model, batch)
+    rows, any_rows = share_rows(len(batch["targets"]), rank, world)
+    return ctc_loss(model, take_rows(batch, rows)) * (len(rows) * any_rows / len(batch["targets"]))
+
+
 def ctc_greedy(log_probs: torch.Tensor, length: int) -> str:
     ids = log_probs[:length].argmax(-1).tolist()
     collapsed = [i for k, i in enumerate(ids) if i != ctc.BLANK and (k == 0 or i != ids[k - 1])]
@@ -180,14 +190,7 @@ def ctc_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, se
             yield ctc_batch(segments, seg_frames, idx)
 
     def loss_fn(engine, batch):
-        model = engine.module if hasattr(engine, "module") else engine
-        rank, world = dist_world()
-        if world == 1:
-            loss = ctc_loss(model, batch)
-            return {"loss": loss, "loss_ctc": loss, "tokens": int(batch["lengths"].sum())}
-        # F.ctc_loss averages over segments: this rank's share is its number of segments
-        rows, any_rows = share_rows(len(batch["targets"]), rank, world)
-        loss = ctc_loss(model, take_rows(batch, rows)) * (len(rows) * any_rows / len(batch["targets"]))
+        loss = ctc_loss_share(engine.module if hasattr(engine, "module") else engine, batch)
         return {"loss": loss, "loss_ctc": loss, "tokens": int(batch["lengths"].sum())}
 
     return trainable(model, stage_cfg["trainable"]), batches, loss_fn, lambda m: ctc_evaluate(m, *dev)
@@ -246,38 +249,24 @@ def lm_batches(dataset: ShardDataset, frames: list[torch.Tensor], indices: np.nd
 
 
 def lm_loss(engine, batch: dict, stream_weight: float, ctc_weight: float = 0.0) -> dict:
-    if dist_world()[1] > 1:
-        return lm_loss_share(engine, batch, stream_weight, ctc_weight)
-    out = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                 audio_frames=batch["audio_frames"], labels=batch["labels"], label_kind=batch["label_kind"],
-                 stream_weight=stream_weight, labelled_logits_only=True)
-    losses = {"loss": out["loss"], "loss_lm": out["loss_lm"], "loss_stream": out["loss_stream"],
-              "tokens": int(batch["attention_mask"].sum())}
-    if "ctc" in batch:
-        model = engine.module if hasattr(engine, "module") else engine
-        losses["loss_ctc"] = ctc_loss(model, batch["ctc"])
-        losses["loss"] = losses["loss"] + ctc_weight * losses["loss_ctc"]
-    return losses
-
-
-def lm_loss_share(engine, batch: dict, stream_weight: float, ctc_weight: float) -> dict:
-    """lm_loss of this rank's rows of `batch`, each mean weighted by the rank's share of its positions (or
-    CTC segments): the ranks' losses add up to the whole batch's, and so do their gradients."""
+    """L_LM + stream_weight * L_stream (+ ctc_weight * the CTC head's loss). Under torchrun each rank computes
+    its rows of the batch, each mean weighted by the rank's share of its labelled positions: the ranks' losses
+    add up to the whole batch's, and so do their gradients."""
     rank, world = dist_world()
     rows, any_rows = share_rows(batch["input_ids"].shape[0], rank, world)
-    part = take_rows(batch, rows)
+    part = batch if world == 1 else take_rows(batch, rows)
     out = engine(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
                  audio_frames=part["audio_frames"], labels=part["labels"], label_kind=part["label_kind"],
                  stream_weight=stream_weight, labelled_logits_only=True)
-    total, mine = label_counts(batch["labels"], batch["label_kind"]), label_counts(part["labels"], part["label_kind"])
-    losses = {k: out[k] * (mine[k] * any_rows / max(total[k], 1)) for k in total}
-    losses["loss"] = losses["loss_lm"] + stream_weight * losses["loss_stream"]
+    if world == 1:
+        losses = {k: out[k] for k in ("loss", "loss_lm", "loss_stream")}
+    else:
+        total, mine = label_counts(batch["labels"], batch["label_kind"]), label_counts(part["labels"], part["label_kind"])
+        losses = {k: out[k] * (mine[k] * any_rows / max(total[k], 1)) for k in total}
+        losses["loss"] = losses["loss_lm"] + stream_weight * losses["loss_stream"]
     losses["tokens"] = int(batch["attention_mask"].sum())
     if "ctc" in batch:
-        model = engine.module if hasattr(engine, "module") else engine
-        n = len(batch["ctc"]["targets"])
-        ctc_rows, ctc_any = share_rows(n, rank, world)
-        losses["loss_ctc"] = ctc_loss(model, take_rows(batch["ctc"], ctc_rows)) * (len(ctc_rows) * ctc_any / n)
+        losses["loss_ctc"] = ctc_loss_share(engine.module if hasattr(engine, "module") else engine, batch["ctc"])
         losses["loss"] = losses["loss"] + ctc_weight * losses["loss_ctc"]
     return losses
 
