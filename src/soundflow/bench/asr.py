@@ -73,7 +73,8 @@ mix-ins included, latency summary, offline), "whisper_tiny_en", "pocketsphinx" (
 {"skipped": reason}), "reference_timeline" (corpus mode: the corpus's reference responses scored
 by the same code, a self-check: WER 0 and the latency the training targets teach), "per_item"
 (id, condition, duration_s, turns, ref_words, wer, whisper_wer, pocketsphinx_wer), "timings_s",
-"config". Hypotheses per item go to <work>/hypotheses.jsonl.
+"config", "ci95" (95 % bootstrap intervals of the WERs over streams and of the latency and flicker over
+turns, keyed like the numbers; soundflow.bench.bootstrap). Hypotheses per item go to <work>/hypotheses.jsonl.
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ from time import perf_counter
 import soundfile as sf
 
 from soundflow import CHUNK_SECONDS, SAMPLE_RATE
-from soundflow.bench.asr_metrics import stream_scores, summarize_streams, wer_counts
+from soundflow.bench.asr_metrics import stream_scores, summarize_streams, wer_counts, wer_interval
 from soundflow.bench.streams import (
     BenchContext, answer_rows, decode_streams, load_manifest, load_rows, with_defaults,
 )
@@ -229,7 +230,7 @@ def wer_by_condition(items: list[dict], hyps: list[str], conditions: tuple[str, 
     out = {}
     for cond in ("all", *conditions):
         pairs = [(it["reference"], h) for it, h in zip(items, hyps) if cond == "all" or it["condition"] == cond]
-        out[cond] = _round(wer_counts(*map(list, zip(*pairs)))) if pairs else None
+        out[cond] = _round(wer_counts(*map(list, zip(*pairs))) | {"ci95": wer_interval(*zip(*pairs))}) if pairs else None
     return out
 
 
@@ -442,6 +443,7 @@ def run(ctx: BenchContext) -> dict:
              "pocketsphinx_wer": _item_wer(it, ps["hypotheses"][i]) if "hypotheses" in ps else None}
             for i, (it, s) in enumerate(zip(items, ours["split"]))],
         "config": cfg,
+        "ci95": _intervals(ours, offline, baseline, wh, ps, conditions),
     }
     with open(Path(ctx.work) / "hypotheses.jsonl", "w") as fh:
         for i, (it, s) in enumerate(zip(items, ours["split"])):
@@ -452,6 +454,21 @@ def run(ctx: BenchContext) -> dict:
     timings["total"] = perf_counter() - t_start
     result["timings_s"] = timings
     return _round(result)
+
+
+def _intervals(ours: dict, offline: dict | None, baseline: dict | None, whisper: dict, sphinx: dict,
+               conditions: tuple[str, ...]) -> dict:
+    """95 % bootstrap intervals (soundflow.bench.bootstrap) keyed like the result's numbers: WER over streams
+    (offline: clips), latency and flicker over turns."""
+    out = {}
+    for prefix, counts in (("wer_stream_", ours["wer_counts"]), ("whisper_wer_", whisper.get("wer_counts")),
+                           ("pocketsphinx_wer_", sphinx.get("wer_counts"))):
+        out |= {f"{prefix}{c}": ((counts or {}).get(c) or {}).get("ci95") for c in ("all", *conditions)}
+    for key, block in (("wer_offline", offline), ("wer_offline_baseline", baseline)):
+        out[key] = block["wer_counts"]["all"]["ci95"] if block else None
+    for prefix, latency in (("", ours["latency"]), ("pocketsphinx_", sphinx.get("latency"))):
+        out |= {f"{prefix}{k}": v for k, v in ((latency or {}).get("ci95") or {}).items()}
+    return out
 
 
 def _public(block: dict | None) -> dict | None:

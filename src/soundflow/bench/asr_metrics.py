@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass
 
 import jiwer
 
+from soundflow.bench import bootstrap
 from soundflow.data.text import number_words
 from soundflow.layout import CHUNK_SECONDS
 
@@ -149,19 +150,30 @@ def wer_counts(refs: str | Sequence[str], hyps: str | Sequence[str]) -> dict:
         raise ValueError(f"wer: {len(refs)} references but {len(hyps)} hypotheses")
     tot = dict(substitutions=0, deletions=0, insertions=0, hits=0, ref_words=0)
     for ref, hyp in zip(refs, hyps):
-        r, h = normalize(ref).split(), normalize(hyp).split()
-        tot["ref_words"] += len(r)
-        if not r or not h:  # jiwer refuses empty strings in some versions: count by hand
-            tot["deletions"] += len(r)
-            tot["insertions"] += len(h)
-            continue
-        out = jiwer.process_words(" ".join(r), " ".join(h))
-        for key in ("substitutions", "deletions", "insertions", "hits"):
-            tot[key] += getattr(out, key)
+        for key, n in pair_counts(ref, hyp).items():
+            tot[key] += n
     if tot["ref_words"] == 0:
         raise ValueError("wer: every reference is empty after normalisation (no words to score)")
     tot["wer"] = (tot["substitutions"] + tot["deletions"] + tot["insertions"]) / tot["ref_words"]
     return tot
+
+
+def pair_counts(ref: str, hyp: str) -> dict:
+    """Substitutions, deletions, insertions, hits and ref_words of one normalised reference/hypothesis pair."""
+    r, h = normalize(ref).split(), normalize(hyp).split()
+    if not r or not h:  # jiwer refuses empty strings in some versions: count by hand
+        return dict(substitutions=0, deletions=len(r), insertions=len(h), hits=0, ref_words=len(r))
+    out = jiwer.process_words(" ".join(r), " ".join(h))
+    return {key: getattr(out, key) for key in ("substitutions", "deletions", "insertions", "hits")} | {"ref_words": len(r)}
+
+
+def wer_interval(refs: Sequence[str], hyps: Sequence[str]) -> list[float] | None:
+    """95 % bootstrap interval of the corpus WER, resampling the reference/hypothesis pairs."""
+    rows = []
+    for ref, hyp in zip(refs, hyps):
+        c = pair_counts(ref, hyp)
+        rows.append((c["substitutions"] + c["deletions"] + c["insertions"], c["ref_words"]))
+    return bootstrap.interval(rows, bootstrap.ratio)
 
 
 def wer(refs: str | Sequence[str], hyps: str | Sequence[str]) -> float:
@@ -311,4 +323,10 @@ def summarize_streams(scores: Sequence[StreamScores]) -> dict:
         "no_partial": sum(s.first_partial_s is None for s in scores),
         "no_final": sum(s.finalization_s is None for s in scores),
         "flicker": sum(s.erased_words for s in scores) / max(final, 1),
+        "ci95": {  # resampling utterances
+            "first_partial_s": bootstrap.mean_interval([s.first_partial_s for s in scores]),
+            "finalization_s": bootstrap.mean_interval([s.finalization_s for s in scores]),
+            "flicker": bootstrap.interval([(s.erased_words, s.final_words) for s in scores],
+                                          lambda sums: sums[0] / max(sums[1], 1)),
+        },
     }

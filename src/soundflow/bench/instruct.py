@@ -28,7 +28,8 @@ model response matched to nothing is a **false trigger**.
 minute of audio); ``trigger_precision`` = hits / (hits + false triggers) (0.0 with neither);
 ``timing_mae_s`` = mean |t_model - t_ref| over hits and ``timing_bias_s`` = mean (t_model - t_ref)
 (model late > 0), both None without hits; ``text_accuracy`` = hits whose reply contains the
-reference text (normalised word-sequence containment, as in benchmark 5) / triggers; ``wall_s``.
+reference text (normalised word-sequence containment, as in benchmark 5) / triggers; ``wall_s``;
+``ci95``: 95 % bootstrap intervals of trigger_accuracy, false_triggers_per_min and timing_mae_s over streams.
 Also ``per_sub_task`` (the same numbers per sub-task) and ``streams_detail`` (every trigger's match).
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ import time
 from pathlib import Path
 
 from soundflow import CHUNK_SECONDS
+from soundflow.bench import bootstrap
 from soundflow.bench.asr_metrics import normalize
 from soundflow.bench.streams import BenchContext, decode_streams, load_manifest, load_rows, with_defaults
 
@@ -118,6 +120,15 @@ def summarize(results: list[dict], audio_s: float) -> dict:
     }
 
 
+def intervals(results: list[dict], audio_s: list[float]) -> dict:
+    """95 % bootstrap intervals of the headline numbers of summarize, resampling streams."""
+    rows = [(len(r["hits"]), len(r["hits"]) + len(r["misses"]), len(r["false"]), a / 60,
+             sum(abs(h["error_s"]) for h in r["hits"])) for r, a in zip(results, audio_s)]
+    return {"trigger_accuracy": bootstrap.interval(rows, bootstrap.column_ratio(0, 1)),
+            "false_triggers_per_min": bootstrap.interval(rows, bootstrap.column_ratio(2, 3)),
+            "timing_mae_s": bootstrap.interval(rows, bootstrap.column_ratio(4, 0))}
+
+
 # ---------------------------------------------------------------------------------------------
 # references
 
@@ -189,6 +200,7 @@ def run(ctx: BenchContext) -> dict:
         audio_s.append(len(ev) * CHUNK_SECONDS)
         detail.append({"id": row["id"], "sub_task": row["sub_task"], **res})
     out = summarize(results, sum(audio_s))
+    out["ci95"] = intervals(results, audio_s)
     per_sub = {}
     for sub in sorted({row["sub_task"] for row in rows}):
         idx = [k for k, row in enumerate(rows) if row["sub_task"] == sub]

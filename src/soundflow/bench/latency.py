@@ -7,6 +7,10 @@ Measured from the events' clocks (runtime/session.py), all in one run on the sam
   from when both the reply was done and that chunk was there (mean over replies);
 - stall_rate: share of chunks decided after the next chunk had arrived (the listener fell behind);
 - rtf: processing wall time / audio time, fed as fast as possible.
+The real-time runs are repeated `realtime_repeats` times per scheduler (alternating); first_chunk_ms, resume_ms
+and stall_rate are then the median over repeats, each repeat's value and the spread in `repeats`. Each
+scheduler's block has ci95: 95 % bootstrap intervals of first_chunk_ms (over chunks), resume_ms (over replies)
+and stall_rate (over streams), all repeats pooled.
 Latencies come from feeding at wall-clock rate (a live microphone). The tiny model writes a reply in tens of
 ms (`sync.reply_ms`), well inside one 400 ms chunk, so at real time no backlog ever forms and both schedulers do the same
 work. The regime FIFO is for (the paper's 3B model, slow enough that replies outlast chunks) is measured by
@@ -31,6 +35,7 @@ from tqdm import tqdm
 
 from soundflow import SAMPLE_RATE
 from soundflow.audio import read_audio, save_figure
+from soundflow.bench import bootstrap
 from soundflow.bench.streams import BenchContext, load_manifest, load_rows
 from soundflow.runtime import Event, StreamingSession, load_bundle, run_stream
 
@@ -86,15 +91,47 @@ def summarize(per_stream: list[dict]) -> dict:
         "replies": int(resume.size),
         "stall_rate": sum(s["stalls"] for s in per_stream) / chunks,
         "chunks": chunks,
+        "ci95": {"first_chunk_ms": bootstrap.mean_interval(decide.tolist()),  # over chunks
+                 "resume_ms": bootstrap.mean_interval(resume.tolist()),  # over replies
+                 "stall_rate": bootstrap.interval([(s["stalls"], s["chunks"]) for s in per_stream], bootstrap.ratio)},
     }
 
 
 def realtime_run(bundle, streams: list[dict], scheduler: str, speed: float = 1.0) -> dict:
+    return summarize(stream_stats(bundle, streams, scheduler, speed))
+
+
+def stream_stats(bundle, streams: list[dict], scheduler: str, speed: float = 1.0, desc: str = "") -> list[dict]:
     per_stream = []
-    for s in tqdm(streams, desc=f"{speed:g}x real time, {scheduler}", unit="stream"):
+    for s in tqdm(streams, desc=f"{speed:g}x real time, {scheduler}{desc}", unit="stream"):
         events = run_stream(bundle, s["audio"], s["instruction"], s["lang"], scheduler, realtime=True, speed=speed)
         per_stream.append(latency_stats(events, bundle.settings.chunk_seconds / speed))
-    return summarize(per_stream)
+    return per_stream
+
+
+REPEATED = ("first_chunk_ms", "resume_ms", "stall_rate")  # the headline numbers taken as the median of repeats
+
+
+def repeated_realtime(bundle, streams: list[dict], repeats: int) -> dict:
+    """Both schedulers at real time, `repeats` times (alternating, so a slow spell of the machine hits both).
+    Per scheduler: the summary of every repeat's streams pooled, with REPEATED replaced by the median over
+    repeats, and "repeats": {key: [value of each repeat], key_spread: [min, max]}."""
+    runs = {"sync": [], "fifo": []}
+    for r in range(repeats):
+        for scheduler, done in runs.items():
+            done.append(stream_stats(bundle, streams, scheduler, desc=f", repeat {r + 1}/{repeats}"))
+    out = {}
+    for scheduler, done in runs.items():
+        pooled = summarize([stats for repeat in done for stats in repeat])
+        each = [summarize(repeat) for repeat in done]
+        pooled["repeats"] = {}
+        for key in REPEATED:
+            values = [e[key] for e in each]
+            known = [v for v in values if v is not None]
+            pooled[key] = float(np.median(known)) if known else None
+            pooled["repeats"] |= {key: values, f"{key}_spread": [min(known), max(known)] if known else None}
+        out[scheduler] = pooled
+    return out
 
 
 def load_speed(sync_realtime: dict, chunk_s: float, load: float) -> float:
@@ -223,7 +260,7 @@ def run(ctx: BenchContext) -> dict:
     bundle = load_bundle(ctx.bundle)
     realtime = load_test_streams(ctx.corpus, ctx.manifest, limit_s=cfg["realtime_s"])
     fast = load_test_streams(ctx.corpus, ctx.manifest, limit_n=cfg["fast_streams"])
-    result = {scheduler: realtime_run(bundle, realtime, scheduler) for scheduler in ("sync", "fifo")}
+    result = repeated_realtime(bundle, realtime, cfg["realtime_repeats"])
     result["time_scaled"] = time_scaled(bundle, realtime, result["sync"], cfg["loads"])
     decisions = {}
     for scheduler in ("sync", "fifo"):

@@ -53,7 +53,7 @@ import numpy as np
 
 from soundflow import CHUNK_SECONDS, SAMPLE_RATE
 from soundflow.audio import as_mono, read_audio
-from soundflow.bench import proactive_data
+from soundflow.bench import bootstrap, proactive_data
 
 SR = SAMPLE_RATE
 TOLERANCE_S = 2.0
@@ -114,9 +114,10 @@ def _ratio(a: float, b: float) -> float:
 
 
 def score(streams: Sequence[tuple[Sequence[dict], Sequence[bool]]], must_ignore: Sequence[bool] | None = None,
-          tolerance_s: float = TOLERANCE_S, chunk_s: float = CHUNK_SECONDS) -> dict:
+          tolerance_s: float = TOLERANCE_S, chunk_s: float = CHUNK_SECONDS, ci: bool = True) -> dict:
     """Score per-chunk decisions against annotated events; ``streams`` holds (events, decisions)
-    pairs, ``must_ignore`` one flag per stream (default: none is). Keys: see the module docstring."""
+    pairs, ``must_ignore`` one flag per stream (default: none is). Keys: see the module docstring;
+    with ``ci``, "ci95" holds 95 % bootstrap intervals over streams (``intervals``)."""
     streams = list(streams)
     flags = [False] * len(streams) if must_ignore is None else [bool(f) for f in must_ignore]
     if len(flags) != len(streams):
@@ -130,7 +131,10 @@ def score(streams: Sequence[tuple[Sequence[dict], Sequence[bool]]], must_ignore:
     per_domain: dict[str, list[int]] = {}
     latencies, fp_ignore, fp_stray = [], 0, 0
     mi_runs, mi_chunks = 0, 0
+    rows = []  # per stream, for the intervals: STREAM_STATS
     for s, ((evs, decisions), flag) in enumerate(zip(streams, flags)):
+        before = (right["respond"] + right["ignore"], n["respond"] + n["ignore"], right["respond"], n["respond"],
+                  fp_ignore + fp_stray, len(latencies))
         d = _decisions(decisions, f"stream {s}")
         in_window = np.zeros(len(d), bool)
         for k, ev in enumerate(evs):
@@ -159,6 +163,10 @@ def score(streams: Sequence[tuple[Sequence[dict], Sequence[bool]]], must_ignore:
         if flag:
             mi_runs += len(stream_runs)
             mi_chunks += len(d)
+        after = (right["respond"] + right["ignore"], n["respond"] + n["ignore"], right["respond"], n["respond"],
+                 fp_ignore + fp_stray, len(latencies))
+        rows.append([b - a for a, b in zip(before, after)] + [
+            sum(latencies[before[-1]:]), len(stream_runs) if flag else 0, len(d) * chunk_s / 3600 if flag else 0.0])
     n_events = n["respond"] + n["ignore"]
     tp = right["respond"]
     fp = fp_ignore + fp_stray
@@ -188,7 +196,37 @@ def score(streams: Sequence[tuple[Sequence[dict], Sequence[bool]]], must_ignore:
         "false_alarms_per_hour": mi_runs / mi_hours if mi_hours else None,
         "per_domain": {dom: {"accuracy": c[0] / c[1], "events": c[1]} for dom, c in sorted(per_domain.items())},
         "tolerance_s": tolerance_s,
+        **({"ci95": intervals(rows)} if ci else {}),
     }
+
+
+# columns of score's per-stream rows
+STREAM_STATS = ("right", "events", "tp", "respond_events", "fp", "latencies", "latency_sum_s", "false_alarms",
+                "must_ignore_hours")
+_COL = {name: i for i, name in enumerate(STREAM_STATS)}
+
+
+def _sums_ratio(a: str, b: str):
+    return bootstrap.column_ratio(_COL[a], _COL[b])
+
+
+def _precision(sums: np.ndarray) -> float:
+    return _ratio(sums[_COL["tp"]], sums[_COL["tp"]] + sums[_COL["fp"]])
+
+
+def _f1(sums: np.ndarray) -> float:
+    precision, recall = _precision(sums), _ratio(sums[_COL["tp"]], sums[_COL["respond_events"]])
+    return _ratio(2 * precision * recall, precision + recall)
+
+
+def intervals(rows: list[list[float]]) -> dict:
+    """95 % bootstrap intervals of score's headline numbers, resampling streams (rows: STREAM_STATS)."""
+    return {"accuracy": bootstrap.interval(rows, _sums_ratio("right", "events")),
+            "precision": bootstrap.interval(rows, _precision),
+            "recall": bootstrap.interval(rows, _sums_ratio("tp", "respond_events")),
+            "f1": bootstrap.interval(rows, _f1),
+            "latency_mean_s": bootstrap.interval(rows, _sums_ratio("latency_sum_s", "latencies")),
+            "false_alarms_per_hour": bootstrap.interval(rows, _sums_ratio("false_alarms", "must_ignore_hours"))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +283,7 @@ def calibrate_energy_threshold(streams: Sequence[tuple[np.ndarray, Sequence[dict
         raise ValueError("no calibration streams")
     sweep = []
     for t in sorted(float(x) for x in thresholds):
-        s = score([(evs, a > t) for a, evs in above], tolerance_s=tolerance_s, chunk_s=chunk_s)
+        s = score([(evs, a > t) for a, evs in above], tolerance_s=tolerance_s, chunk_s=chunk_s, ci=False)
         sweep.append({"threshold_db": t, "accuracy": s["accuracy"], "f1": s["f1"], "recall": s["recall"],
                       "precision": s["precision"]})
     best = max(sweep, key=lambda r: (r["accuracy"], r["f1"], -r["threshold_db"]))

@@ -61,7 +61,8 @@ clip, 0.5 s of silence, the question and 1.2 s of silence (written to ctx.work),
 Top-level keys: for each condition C that ran: C_accuracy (micro over questions), C_macro (mean of
 the categories), C_sound, C_music, C_speech (None for a category without questions), C_n,
 C_no_answer (share of empty replies); chance (mean of 1 / options), n_questions, text_skipped,
-wall_s. Nested: per_sub_task {C: {sub_task: accuracy}}, conditions (what each one is), examples.
+wall_s. Nested: per_sub_task {C: {sub_task: accuracy}}, conditions (what each one is), examples, ci95
+({C_accuracy: 95 % bootstrap interval over the questions}).
 
 run_spoken_qa: accuracy on spoken questions
 ============================================
@@ -89,7 +90,8 @@ questions (texts, for key_phrases; without them the key is the whole answer).
 Top-level keys: accuracy, key_accuracy, n_questions, no_answer, accuracy_<sub_task>,
 key_accuracy_<sub_task>, n_<sub_task>, accuracy_followup, key_accuracy_followup, n_followup,
 offline_accuracy, offline_key_accuracy, offline_n, baseline_accuracy, baseline_key_accuracy,
-baseline_n (offline_*/baseline_* only when they ran), wall_s.
+baseline_n (offline_*/baseline_* only when they ran), wall_s; ci95 (95 % bootstrap intervals of the
+accuracies over the questions, keyed like them).
 """
 from __future__ import annotations
 
@@ -104,6 +106,7 @@ import sacrebleu
 
 from soundflow import CHUNK_SECONDS, SAMPLE_RATE
 from soundflow.audio import read_audio, write_wav
+from soundflow.bench import bootstrap
 from soundflow.bench.asr_metrics import normalize
 from soundflow.bench.st import SMALL_STREAM_JOB, join_replies, split_events, spoken_texts, workers_for
 from soundflow.bench.streams import BenchContext, answer_rows, decode_streams, load_manifest, load_rows
@@ -291,7 +294,7 @@ def _score_condition(questions: Sequence[dict], replies: Sequence[str | None]) -
         cells[q["category"]].append(credit)
         per_sub[q["sub_task"]].append(credit)
     every = [c for cs in cells.values() for c in cs]
-    out = {"accuracy": float(np.mean(every)) if every else None}
+    out = {"accuracy": float(np.mean(every)) if every else None, "accuracy_ci95": bootstrap.mean_interval(every)}
     cats = [float(np.mean(cells[c])) for c in CATEGORY_NAMES if cells[c]]
     out["macro"] = float(np.mean(cats)) if cats else None
     for c in CATEGORY_NAMES:
@@ -440,6 +443,7 @@ def run_audio_qa(ctx: BenchContext) -> dict:
             continue
         s = _score_condition(questions, replies[cond])
         per_sub[cond] = s.pop("per_sub_task")
+        result.setdefault("ci95", {})[f"{cond}_accuracy"] = s.pop("accuracy_ci95")
         for k, v in s.items():
             result[f"{cond}_{k}"] = v
     result["chance"] = float(np.mean([1 / len(q["options"]) for q in questions])) if questions else None
@@ -576,6 +580,12 @@ def _rates(graded: Sequence[dict]) -> tuple[float | None, float | None]:
     return sum(g["correct"] for g in graded) / n, sum(g["key_correct"] for g in graded) / n
 
 
+def _rate_intervals(graded: Sequence[dict], prefix: str) -> dict:
+    """95 % bootstrap intervals of accuracy and key_accuracy over the graded questions."""
+    return {f"{prefix}accuracy": bootstrap.share_interval([g["correct"] for g in graded]),
+            f"{prefix}key_accuracy": bootstrap.share_interval([g["key_correct"] for g in graded])}
+
+
 def run_spoken_qa(ctx: BenchContext) -> dict:
     """Benchmark 4 (module docstring). cfg: sub_tasks, scheduler, offline, baseline."""
     t0 = time.perf_counter()
@@ -614,6 +624,7 @@ def run_spoken_qa(ctx: BenchContext) -> dict:
         graded = _tally(questions, [join_replies(spoken_texts(windows[q["row"]][q["turn"]]), "en")
                                     for q in questions])
     result["accuracy"], result["key_accuracy"] = _rates(graded)
+    result["ci95"] = _rate_intervals(graded, "")
     result["n_questions"] = len(graded)
     result["no_answer"] = sum(not normalize(g["reply"]) for g in graded) / len(graded) if graded else None
     groups = {sub: [g for g in graded if g["sub_task"] == sub] for sub in sorted({g["sub_task"] for g in graded})}
@@ -635,6 +646,7 @@ def run_spoken_qa(ctx: BenchContext) -> dict:
                                       desc=f"spoken_qa: {prefix[:-1]}")
                 graded_off = _tally(off_q, [a["text"] for a in answers])
                 result[f"{prefix}accuracy"], result[f"{prefix}key_accuracy"] = _rates(graded_off)
+                result["ci95"] |= _rate_intervals(graded_off, prefix)
                 result[f"{prefix}n"] = len(off_q)
     result["wall_s"] = round(time.perf_counter() - t0, 2)
     result["examples"] = [{k: g[k] for k in ("id", "turn", "question", "answer", "reply", "correct", "key_correct")}

@@ -38,7 +38,8 @@ so "that sounds like a siren" is right for "that was a siren".
 ``targets``; ``online_acc_n<N>`` and ``offline_acc_n<N>`` (share of targets answered right);
 ``online_retained`` and ``offline_retained`` = acc(N = M) / acc(N = 1), 0.0 when acc(N = 1) is 0
 (nothing to retain; the ``*_correct_n1`` counts show it); ``online_correct_n<N>``,
-``offline_correct_n<N>``; ``audio_s`` (all streams), ``wall_s``. Offline keys are absent without an
+``offline_correct_n<N>``; ``audio_s`` (all streams), ``wall_s``; ``ci95``: 95 % bootstrap intervals of the
+accuracies and the retained ratios over the targets, keyed like them. Offline keys are absent without an
 offline bundle. Also ``per_sub_task`` (accuracies per source sub-task) and ``items`` (every target
 and N: the replies and verdicts).
 """
@@ -54,6 +55,7 @@ import numpy as np
 
 from soundflow import SAMPLE_RATE
 from soundflow.audio import atomic_path, read_audio, write_wav
+from soundflow.bench import bootstrap
 from soundflow.bench.asr_metrics import normalize
 from soundflow.bench.streams import (
     BenchContext, answer_rows, decode_streams, load_manifest, load_rows, reply_text, with_defaults,
@@ -284,10 +286,12 @@ def run(ctx: BenchContext) -> dict:
 
     out: dict = {"targets": len(targets)}
     per_sub_task: dict = {}
+    ci95: dict = {}
     for name in systems:
         for n in ns:
             flags = [i[f"{name}_correct"] for i in items if i["n"] == n]
             out[f"{name}_acc_n{n}"] = _acc(flags)
+            ci95[f"{name}_acc_n{n}"] = bootstrap.share_interval(flags)
             out[f"{name}_correct_n{n}"] = sum(flags)
             for sub in sorted({i["sub_task"] for i in items}):
                 sub_flags = [i[f"{name}_correct"] for i in items if i["n"] == n and i["sub_task"] == sub]
@@ -295,6 +299,10 @@ def run(ctx: BenchContext) -> dict:
                 cell[f"acc_n{n}"] = _acc(sub_flags)
         base = out[f"{name}_acc_n1"]
         out[f"{name}_retained"] = out[f"{name}_acc_n{top}"] / base if base else 0.0
+        right = {(i["target"], i["n"]): i[f"{name}_correct"] for i in items}  # resampling targets, both Ns
+        ci95[f"{name}_retained"] = bootstrap.interval([(right[t.id, top], right[t.id, 1]) for t in targets],
+                                                      lambda sums: sums[0] / sums[1] if sums[1] else 0.0)
+    out["ci95"] = ci95
     out["audio_s"] = round(sum(r["duration_s"] for r in streams), 2)
     out["wall_s"] = round(time.perf_counter() - started, 2)
     out["segments"] = ns

@@ -38,7 +38,8 @@ Top-level keys (numbers, or None where a direction has no segments):
   segments_zh2en (and the same with _en2en, or any other direction found, when present);
   offline_bleu_<dir>, offline_chrf_<dir>, offline_segments_<dir>; baseline_bleu_<dir>, ...;
   n_items, n_segments, segments_whole_stream (segments scored by whole-stream concatenation), wall_s.
-Nested: per_sub_task {sub_task: {direction: {bleu, chrf, segments}}}, signatures, examples.
+Nested: per_sub_task {sub_task: {direction: {bleu, chrf, segments}}}, signatures, examples, ci95 (95 %
+bootstrap intervals of every BLEU and chrF over its segments, keyed like them; ``corpus_interval``).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from collections.abc import Sequence
 
 import sacrebleu
 
+from soundflow.bench import bootstrap
 from soundflow.bench.streams import BenchContext, answer_rows, decode_streams, load_manifest, load_rows
 
 SUB_TASKS = ("st_en2zh", "st_zh2en", "st_noisy", "st_switch")
@@ -136,11 +138,21 @@ def score_translation(hyps: Sequence[str], refs: Sequence[str], lang: str) -> di
     return {
         "bleu": float(bleu.corpus_score(hyps, [refs]).score),
         "chrf": float(chrf.corpus_score(hyps, [refs]).score),
+        "bleu_ci95": corpus_interval(bleu, hyps, refs),
+        "chrf_ci95": corpus_interval(chrf, hyps, refs),
         "segments": len(refs),
         "lang_acc": sum(in_language(h, lang) for h in hyps) / len(hyps),
         "bleu_signature": str(bleu.get_signature()),
         "chrf_signature": str(chrf.get_signature()),
     }
+
+
+def corpus_interval(metric, hyps: list[str], refs: list[str]) -> list[float] | None:
+    """95 % bootstrap interval of a sacrebleu corpus score over segments: the segments' sufficient statistics
+    (n-gram matches and lengths) are resampled and scored as sacrebleu's own n_bootstrap does (its private
+    statistics API, sacrebleu 2.x), with soundflow.bench.bootstrap's percentiles and seed."""
+    stats = metric._extract_corpus_statistics(hyps, [refs])
+    return bootstrap.interval(stats, lambda sums: metric._compute_score_from_stats(list(sums)).score)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +222,7 @@ def _flatten(scores: dict[str, dict], prefix: str, out: dict, with_lang: bool = 
         s = scores.get(d, {"bleu": None, "chrf": None, "segments": 0, "lang_acc": None})
         out[f"{prefix}bleu_{d}"] = s["bleu"]
         out[f"{prefix}chrf_{d}"] = s["chrf"]
+        out.setdefault("ci95", {}).update({f"{prefix}bleu_{d}": s.get("bleu_ci95"), f"{prefix}chrf_{d}": s.get("chrf_ci95")})
         if with_lang:
             out[f"{prefix}lang_acc_{d}"] = s["lang_acc"]
         out[f"{prefix}segments_{d}"] = s["segments"]

@@ -1,4 +1,4 @@
-"""CLI of the tokens stage: python -m soundflow.tokens build --cfg JSON --corpus DIR --out DIR."""
+"""CLI of the tokens stage: python -m soundflow.tokens build --cfg JSON --corpus DIR --out DIR [--tokenizer DIR]."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from soundflow.data.manifest import ManifestError
-from soundflow.tokens import shards
+from soundflow.tokens import shards, tokenizer
 from soundflow.tokens.samples import SampleError
 
 
@@ -20,23 +20,27 @@ def main(argv: list[str] | None = None) -> int:
                    f"(keys: {', '.join(shards.CFG_KEYS)})")
     b.add_argument("--corpus", required=True, type=Path, help="corpus folder with {train,dev,test}.parquet")
     b.add_argument("--out", required=True, type=Path, help="tokens folder to (re)write")
+    b.add_argument("--tokenizer", type=Path, help="a pretrained thinker's folder (rule thinker): use its tokenizer, "
+                   "train no BPE (vocab_size is then unused)")
     args = parser.parse_args(argv)
 
     try:
         cfg = shards.check_cfg(json.loads(args.cfg))
         shards.read_manifests(args.corpus)  # a missing file fails here, before a tracking run opens
+        if args.tokenizer is not None:
+            tokenizer.load(args.tokenizer)  # and a bad pretrained tokenizer
     except json.JSONDecodeError as exc:
         parser.error(f"--cfg is not valid JSON: {exc}")
-    except (shards.TokensError, ManifestError) as exc:
+    except (shards.TokensError, ManifestError, FileNotFoundError, ValueError) as exc:
         print(f"tokens: error: {exc}", file=sys.stderr)
         return 2
 
     from soundflow import tracking  # mlflow is slow to import; only a real run needs it
 
     try:
-        with tracking.stage_run("tokens", cfg) as run:
+        with tracking.stage_run("tokens", {**cfg, "tokenizer": str(args.tokenizer or "bpe")}) as run:
             t0 = time.time()
-            stats = shards.build(cfg, args.corpus, args.out)
+            stats = shards.build(cfg, args.corpus, args.out, args.tokenizer)
             minutes = (time.time() - t0) / 60
             metrics = {"build_minutes": minutes, "vocab_size": stats["vocab_size"]}
             for split in shards.SPLITS:

@@ -121,8 +121,9 @@ def _write_split(frame: pl.DataFrame, tok, cfg: dict, folder: Path) -> dict:
     }
 
 
-def build(cfg: dict, corpus: Path, out: Path) -> dict:
-    """Run the whole stage; returns the stats also written to out/stats.json."""
+def build(cfg: dict, corpus: Path, out: Path, pretrained_tokenizer: Path | None = None) -> dict:
+    """Run the whole stage; returns the stats also written to out/stats.json. With `pretrained_tokenizer` (a
+    pretrained thinker's folder, rule thinker) its tokenizer is used as it is and no BPE is trained."""
     check_cfg(cfg)
     corpus, out = Path(corpus), Path(out)
     frames = read_manifests(corpus)
@@ -130,7 +131,10 @@ def build(cfg: dict, corpus: Path, out: Path) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        tok = tokenizer.train_tokenizer(tokenizer.corpus_texts(frames["train"]), cfg["vocab_size"])
+        if pretrained_tokenizer is None:
+            tok = tokenizer.train_tokenizer(tokenizer.corpus_texts(frames["train"]), cfg["vocab_size"])
+        else:
+            tok = tokenizer.load(pretrained_tokenizer)
         tok.save_pretrained(str(tmp / "tokenizer"))
         stats: dict = {split: _write_split(frames[split], tok, cfg, tmp / split) for split in SPLITS}
         stats["vocab_size"] = len(tok)

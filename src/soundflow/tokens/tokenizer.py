@@ -1,8 +1,10 @@
-"""Text tokenizer: a byte-level BPE trained on the train split's text, saved as a transformers folder.
+"""Text tokenizer: a byte-level BPE trained on the train split's text, saved as a transformers folder; or, with a
+pretrained thinker (rule thinker), the LM's own tokenizer with the project's special tokens added.
 
 Byte-level so that any string, English or Chinese, seen in training or not, encodes and decodes back
-to itself exactly (no unknown token). The special tokens of `soundflow.layout` are added first, so
-their ids are 0..len(SPECIAL_TOKENS)-1 whatever the corpus.
+to itself exactly (no unknown token). The special tokens of `soundflow.layout` are added first to the BPE, so
+their ids are 0..len(SPECIAL_TOKENS)-1 whatever the corpus; a pretrained tokenizer has them above its own
+vocabulary. Models and runtime look every special token up by name (special_id), never by position.
 """
 from __future__ import annotations
 
@@ -96,10 +98,14 @@ def load(path: str | Path) -> PreTrainedTokenizerFast:
 
 
 def check_specials(tok: PreTrainedTokenizerFast, where: str | Path = "tokenizer") -> None:
-    """The layout's special tokens must sit at ids 0..n-1: models and runtime rely on it."""
+    """Every special token of the layout must be one id of its own that text never splits into pieces."""
     ids = tok.convert_tokens_to_ids(list(layout.SPECIAL_TOKENS))
-    if ids != list(range(len(layout.SPECIAL_TOKENS))):
-        raise ValueError(f"{where}: special tokens are not at ids 0..{len(ids) - 1}: {ids}")
+    pieces = {t: encode(tok, t) for t in layout.SPECIAL_TOKENS}
+    broken = [t for t, i in zip(layout.SPECIAL_TOKENS, ids) if i is None or i == tok.unk_token_id or pieces[t] != [i]]
+    if broken or len(set(ids)) != len(ids):
+        raise ValueError(f"{where}: special token(s) {', '.join(broken) or 'sharing ids'} are not single ids of "
+                         f"their own ({dict(zip(layout.SPECIAL_TOKENS, ids))}); build it with soundflow.tokens "
+                         "or python -m soundflow.pretrained thinker")
 
 
 def encode(tok: PreTrainedTokenizerFast, text: str) -> list[int]:

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--cfg", required=True)
     i.add_argument("--tokens", required=True, type=Path)
     i.add_argument("--tower", type=Path, help="imported Whisper folder (rule tower); none: random tower")
+    i.add_argument("--thinker", type=Path, help="imported pretrained LM folder (rule thinker); none: random LM")
     i.add_argument("--out", required=True, type=Path)
     s = sub.add_parser("stage", help="train one stage")
     s.add_argument("--name", required=True)
@@ -68,11 +69,12 @@ def run_init(args) -> int:
 
     cfg = json.loads(args.cfg)
     torch.manual_seed(cfg["stage"]["seed"])  # the random initial weights are seeded
-    model = stages.build_model(cfg["model"], args.tokens, args.tower)
+    model = stages.build_model(cfg["model"], args.tokens, args.tower, args.thinker)
     _save_model(model, args.tokens, args.out / "model")
     n = {name: sum(p.numel() for p in part.parameters())
          for name, part in (("tower", model.encoder), ("projector", model.projector), ("lm", model.lm))}
-    write_json({"params": n, "tower": str(args.tower) if args.tower else None}, args.out / "metrics.json")
+    write_json({"params": n, "tower": str(args.tower) if args.tower else None,
+                "thinker": str(args.thinker) if args.thinker else None}, args.out / "metrics.json")
     print(f"init: {n} -> {args.out}", file=sys.stderr)
     return 0
 

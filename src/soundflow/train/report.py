@@ -19,6 +19,8 @@ import torch
 from tqdm import tqdm
 
 from soundflow import layout
+from soundflow.bench import bootstrap
+from soundflow.bench.asr_metrics import wer_interval
 from soundflow.models import AudioInteractionModel
 from soundflow.precision import autocast, resolve
 from soundflow.runtime.decoder import TokenIds, decode_stream
@@ -53,6 +55,7 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
     chosen = sorted(set(chosen) | set(asr_windows(dataset)))  # every ASR window: the WER needs them all
 
     hits = {"silent": [0, 0], "respond": [0, 0]}
+    window_hits = []  # per window: silent right, silent chunks, respond right, respond chunks (for the interval)
     asr = {}
     for i in tqdm(chosen, desc="dev streaming decode", unit="window"):
         rec = dataset[int(i)]
@@ -62,9 +65,11 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
         with autocast(precision):
             hyp = decode_stream(model, tok, prefix, chunk_frames)
         ref = parse_stream(ids_list, tok)
+        before = [*hits["silent"], *hits["respond"]]
         for h, r in zip(hyp, ref):
             hits[r["action"]][0] += h["action"] == r["action"]
             hits[r["action"]][1] += 1
+        window_hits.append([b - a for a, b in zip(before, [*hits["silent"], *hits["respond"]])])
         if rec["sub_task"].startswith("asr_"):
             pair = asr.setdefault(rec["condition"], ([], [], []))
             pair[0].append(" ".join(r["text"] for r in ref if r["action"] == "respond"))
@@ -77,13 +82,16 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
         "decision_recall_silent_dev": recalls.get("silent"),
         "decision_recall_respond_dev": recalls.get("respond"),
         "dev_windows_decoded": len(chosen),
+        "ci95": {"decision_accuracy_dev": bootstrap.interval(window_hits, _balanced_accuracy)},
     }
     for condition, key in (("heldout_voice", "asr_wer_dev"), ("unseen_engine", "asr_wer_dev_unseen_engine")):
         if condition in asr:
             refs, hyps, ctc_hyps = asr[condition]
             out[key] = jiwer.wer(refs, [h if h.strip() else "<none>" for h in hyps])
+            out["ci95"][key] = wer_interval(refs, hyps)
             if ctc_hyps:
                 out[key.replace("asr_", "ctc_")] = jiwer.wer(_plain(refs), [h if h.strip() else "<none>" for h in ctc_hyps])
+                out["ci95"][key.replace("asr_", "ctc_")] = wer_interval(_plain(refs), ctc_hyps)
     train_ds = ShardDataset(tokens_dir / "train")
     train_frames = frame_cache.sample_frames(train_ds, frame_cache.load(frames_dir, "train"))
     for split, data, split_frames in (("train", train_ds, train_frames),
@@ -92,6 +100,12 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
             out[f"asr_first_token_acc_{split}"] = asr_first_token_accuracy(model, data, split_frames, ids,
                                                                           ASR_WINDOWS_TEACHER_FORCED)
     return out
+
+
+def _balanced_accuracy(sums) -> float:
+    """Mean of the silent and respond recalls from summed (silent right, silent, respond right, respond)."""
+    recalls = [right / n for right, n in ((sums[0], sums[1]), (sums[2], sums[3])) if n]
+    return float(np.mean(recalls)) if recalls else float("nan")
 
 
 def _plain(texts: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ import jiwer
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers import AutoModelForCausalLM, WhisperConfig, WhisperForConditionalGeneration
 
 from soundflow import layout
 from soundflow.models import AudioInteractionModel, AudioLMConfig, WhisperTowerConfig
@@ -41,14 +41,23 @@ def tower_config(tower_cfg: dict, tower_dir: Path | None) -> WhisperTowerConfig:
     return WhisperTowerConfig(whisper_config=whisper.to_dict(), **{k: tower_cfg[k] for k in TOWER_KEYS})
 
 
-def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None) -> AudioInteractionModel:
-    """A new model: the tower (pretrained weights from `tower_dir`, else random), a random projector, LM and
-    CTC head, sized for the tokenizer of `tokens_dir`."""
+def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None,
+                thinker_dir: Path | None = None) -> AudioInteractionModel:
+    """A new model: the tower (pretrained weights from `tower_dir`, else random), a random projector and CTC head,
+    and the LM: the pretrained thinker of `thinker_dir` (rule thinker), else a random Llama of model.lm's sizes;
+    sized for the tokenizer of `tokens_dir`, which must then be the thinker's own."""
     tok = load_tokenizer(tokens_dir / "tokenizer")
+    thinker = None
+    if thinker_dir is not None:
+        thinker = AutoModelForCausalLM.from_pretrained(thinker_dir, dtype=torch.float32, local_files_only=True)
+        rows = thinker.get_input_embeddings().num_embeddings  # may exceed the tokenizer (padded vocabularies)
+        if rows < len(tok) or load_tokenizer(thinker_dir).get_vocab() != tok.get_vocab():
+            raise ValueError(f"{tokens_dir / 'tokenizer'} is not the tokenizer of the thinker {thinker_dir}: rebuild "
+                             f"the tokens with it (python -m soundflow.tokens build --tokenizer {thinker_dir})")
     config = AudioLMConfig(
         encoder_config=tower_config(model_cfg["tower"], tower_dir),
-        lm_config=dict(model_cfg["lm"]),
-        vocab_size=len(tok),
+        lm_config=thinker.config.to_dict() if thinker is not None else dict(model_cfg["lm"]),
+        vocab_size=thinker.get_input_embeddings().num_embeddings if thinker is not None else len(tok),
         projector_type=model_cfg["projector"],
         audio_token_id=tok.convert_tokens_to_ids(layout.AUDIO),
         frame_dropout=model_cfg["frame_dropout"],
@@ -58,6 +67,8 @@ def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None
     if tower_dir is not None:
         whisper = WhisperForConditionalGeneration.from_pretrained(tower_dir, local_files_only=True)
         model.encoder.whisper.load_state_dict(whisper.get_encoder().state_dict())  # strict: every weight
+    if thinker is not None:
+        model.lm.load_state_dict(thinker.state_dict())  # strict: every weight
     return model
 
 
@@ -315,7 +326,7 @@ def lm_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, see
     train_idx = select(train_ds, stage_cfg["data"])
     dev_idx = select(dev_ds, {"modes": ["online", "offline"], "sub_tasks": ["all"]})
     dev_idx = dev_idx[np.random.default_rng(0).permutation(len(dev_idx))[: stage_cfg["eval_samples"]]]
-    pad_id = tok.pad_token_id
+    pad_id = tok.convert_tokens_to_ids(layout.PAD)  # by name: a pretrained tokenizer may have no pad of its own
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in (("silent", layout.SILENT), ("response", layout.RESPONSE))}
     batches = partial(lm_batches, train_ds, train_frames, train_idx, pad_id, stage_cfg["max_tokens"], seed,
                       ctc_data=ctc_train, ctc_frames=stage_cfg["ctc_frames"])
