@@ -132,9 +132,13 @@ def score(streams: Sequence[tuple[Sequence[dict], Sequence[bool]]], must_ignore:
     latencies, fp_ignore, fp_stray = [], 0, 0
     mi_runs, mi_chunks = 0, 0
     rows = []  # per stream, for the intervals: STREAM_STATS
+
+    def totals() -> tuple:  # the running counts of STREAM_STATS[:6]
+        return (right["respond"] + right["ignore"], n["respond"] + n["ignore"], right["respond"], n["respond"],
+                fp_ignore + fp_stray, len(latencies))
+
     for s, ((evs, decisions), flag) in enumerate(zip(streams, flags)):
-        before = (right["respond"] + right["ignore"], n["respond"] + n["ignore"], right["respond"], n["respond"],
-                  fp_ignore + fp_stray, len(latencies))
+        before = totals()
         d = _decisions(decisions, f"stream {s}")
         in_window = np.zeros(len(d), bool)
         for k, ev in enumerate(evs):
@@ -163,9 +167,7 @@ def score(streams: Sequence[tuple[Sequence[dict], Sequence[bool]]], must_ignore:
         if flag:
             mi_runs += len(stream_runs)
             mi_chunks += len(d)
-        after = (right["respond"] + right["ignore"], n["respond"] + n["ignore"], right["respond"], n["respond"],
-                 fp_ignore + fp_stray, len(latencies))
-        rows.append([b - a for a, b in zip(before, after)] + [
+        rows.append([b - a for a, b in zip(before, totals())] + [
             sum(latencies[before[-1]:]), len(stream_runs) if flag else 0, len(d) * chunk_s / 3600 if flag else 0.0])
     n_events = n["respond"] + n["ignore"]
     tp = right["respond"]
