@@ -75,9 +75,7 @@ rule summary:
         plot=report(f"{REPORTS}/figures/proactive.png", caption="../report/bench.rst", category="Benchmarks",
                     subcategory="proactive"),
     params:
-        reference=(f"--reference {SUMMARY_REFERENCE} --reference-name "
-                   + ("'reference run'" if SUMMARY_REFERENCE == "reports/reference" else "'tiny run'")
-                   if SUMMARY_REFERENCE else ""),
+        reference=f"--reference {SUMMARY_REFERENCE} --reference-name '{SUMMARY_REFERENCE_NAME}'" if SUMMARY_REFERENCE else "",
     log:
         "logs/summary.log",
     shell:

@@ -23,7 +23,8 @@ THINKER_DIR = f"data/pretrained/thinker-{THINKER_NAME}" if THINKER_SOURCE else N
 REPORTS = "reports" if PROFILE in ("tiny", "smoke") else f"reports/{PROFILE}"
 # The summary's second column: the frozen reference run for tiny; the tiny run itself (when its metrics are
 # there) for the other profiles.
-SUMMARY_REFERENCE = "reports/reference" if REPORTS == "reports" else "reports/metrics"
+SUMMARY_REFERENCE, SUMMARY_REFERENCE_NAME = (("reports/reference", "reference run") if REPORTS == "reports"
+                                             else ("reports/metrics", "tiny run"))
 if not Path(SUMMARY_REFERENCE).is_dir():
     SUMMARY_REFERENCE = None
 os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{Path.cwd() / 'mlflow.db'}")

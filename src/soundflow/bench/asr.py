@@ -89,7 +89,7 @@ from time import perf_counter
 import soundfile as sf
 
 from soundflow import CHUNK_SECONDS, SAMPLE_RATE
-from soundflow.bench.asr_metrics import stream_scores, summarize_streams, wer_counts, wer_interval
+from soundflow.bench.asr_metrics import stream_scores, summarize_streams, wer_counts
 from soundflow.bench.streams import (
     BenchContext, answer_rows, decode_streams, load_manifest, load_rows, with_defaults,
 )
@@ -226,11 +226,11 @@ def words_by_segment(words: list[tuple[float, float, str]], turns: list[dict], d
 
 
 def wer_by_condition(items: list[dict], hyps: list[str], conditions: tuple[str, ...]) -> dict:
-    """{condition: wer_counts or None} for each condition and "all"."""
+    """{condition: wer_counts (with its ci95) or None} for each condition and "all"."""
     out = {}
     for cond in ("all", *conditions):
         pairs = [(it["reference"], h) for it, h in zip(items, hyps) if cond == "all" or it["condition"] == cond]
-        out[cond] = _round(wer_counts(*map(list, zip(*pairs))) | {"ci95": wer_interval(*zip(*pairs))}) if pairs else None
+        out[cond] = _round(wer_counts(*map(list, zip(*pairs)))) if pairs else None
     return out
 
 

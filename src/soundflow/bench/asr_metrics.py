@@ -144,18 +144,22 @@ def _as_list(x, name: str) -> list[str]:
 
 
 def wer_counts(refs: str | Sequence[str], hyps: str | Sequence[str]) -> dict:
-    """Corpus totals after normalisation: substitutions, deletions, insertions, hits, ref_words, wer."""
+    """Corpus totals after normalisation: substitutions, deletions, insertions, hits, ref_words, wer; and ci95, the
+    95 % bootstrap interval of the wer resampling the pairs (None for a single pair)."""
     refs, hyps = _as_list(refs, "refs"), _as_list(hyps, "hyps")
     if len(refs) != len(hyps):
         raise ValueError(f"wer: {len(refs)} references but {len(hyps)} hypotheses")
-    tot = dict(substitutions=0, deletions=0, insertions=0, hits=0, ref_words=0)
-    for ref, hyp in zip(refs, hyps):
-        for key, n in pair_counts(ref, hyp).items():
-            tot[key] += n
+    pairs = [pair_counts(ref, hyp) for ref, hyp in zip(refs, hyps)]  # one alignment per pair, for both
+    tot = {key: sum(c[key] for c in pairs) for key in ("substitutions", "deletions", "insertions", "hits", "ref_words")}
     if tot["ref_words"] == 0:
         raise ValueError("wer: every reference is empty after normalisation (no words to score)")
-    tot["wer"] = (tot["substitutions"] + tot["deletions"] + tot["insertions"]) / tot["ref_words"]
+    tot["wer"] = _errors(tot) / tot["ref_words"]
+    tot["ci95"] = bootstrap.interval([(_errors(c), c["ref_words"]) for c in pairs], bootstrap.ratio)
     return tot
+
+
+def _errors(counts: dict) -> int:
+    return counts["substitutions"] + counts["deletions"] + counts["insertions"]
 
 
 def pair_counts(ref: str, hyp: str) -> dict:
@@ -169,11 +173,7 @@ def pair_counts(ref: str, hyp: str) -> dict:
 
 def wer_interval(refs: Sequence[str], hyps: Sequence[str]) -> list[float] | None:
     """95 % bootstrap interval of the corpus WER, resampling the reference/hypothesis pairs."""
-    rows = []
-    for ref, hyp in zip(refs, hyps):
-        c = pair_counts(ref, hyp)
-        rows.append((c["substitutions"] + c["deletions"] + c["insertions"], c["ref_words"]))
-    return bootstrap.interval(rows, bootstrap.ratio)
+    return wer_counts(list(refs), list(hyps))["ci95"]
 
 
 def wer(refs: str | Sequence[str], hyps: str | Sequence[str]) -> float:

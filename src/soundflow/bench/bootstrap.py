@@ -46,7 +46,6 @@ def column_ratio(num: int, den: int) -> Callable[[np.ndarray], float]:
 ratio = column_ratio(0, 1)  # WER from (errors, words), accuracy from (right, 1), a mean from (value, 1)
 
 
-
 def mean_interval(values: Sequence[float | None]) -> list[float] | None:
     """Interval of the mean of per-item values (None values left out, as the mean leaves them out)."""
     return interval([(v, 1.0) for v in values if v is not None], ratio)

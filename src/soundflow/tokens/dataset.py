@@ -2,7 +2,7 @@
 
     ds = ShardDataset("data/tokens/train")
     sampler = TokenBatchSampler(ds.n_tokens, max_tokens=4096, shuffle=True, seed=0)
-    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tok.convert_tokens_to_ids(layout.PAD)))
+    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=partial(collate, pad_id=special_id(tok, layout.PAD)))
 """
 from __future__ import annotations
 

@@ -54,8 +54,7 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
     chosen = sorted(rng.permutation(online)[: cfg["stage"]["eval_streams"]].tolist())
     chosen = sorted(set(chosen) | set(asr_windows(dataset)))  # every ASR window: the WER needs them all
 
-    hits = {"silent": [0, 0], "respond": [0, 0]}
-    window_hits = []  # per window: silent right, silent chunks, respond right, respond chunks (for the interval)
+    window_hits = []  # per window: _decision_counts (summed for the numbers, resampled for the interval)
     asr = {}
     for i in tqdm(chosen, desc="dev streaming decode", unit="window"):
         rec = dataset[int(i)]
@@ -65,20 +64,17 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
         with autocast(precision):
             hyp = decode_stream(model, tok, prefix, chunk_frames)
         ref = parse_stream(ids_list, tok)
-        before = [*hits["silent"], *hits["respond"]]
-        for h, r in zip(hyp, ref):
-            hits[r["action"]][0] += h["action"] == r["action"]
-            hits[r["action"]][1] += 1
-        window_hits.append([b - a for a, b in zip(before, [*hits["silent"], *hits["respond"]])])
+        window_hits.append(_decision_counts(hyp, ref))
         if rec["sub_task"].startswith("asr_"):
             pair = asr.setdefault(rec["condition"], ([], [], []))
             pair[0].append(" ".join(r["text"] for r in ref if r["action"] == "respond"))
             pair[1].append(" ".join(h["text"] for h in hyp if h["action"] == "respond"))
             if model.ctc_head is not None:
                 pair[2].append(ctc_transcribe(model, [frames[i]])[0])
-    recalls = {k: v[0] / v[1] for k, v in hits.items() if v[1]}
+    totals = np.sum(window_hits, axis=0)
+    recalls = _recalls(totals)
     out = {
-        "decision_accuracy_dev": float(np.mean(list(recalls.values()))),
+        "decision_accuracy_dev": _balanced_accuracy(totals),
         "decision_recall_silent_dev": recalls.get("silent"),
         "decision_recall_respond_dev": recalls.get("respond"),
         "dev_windows_decoded": len(chosen),
@@ -102,9 +98,23 @@ def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) 
     return out
 
 
+def _decision_counts(hyp: list[dict], ref: list[dict]) -> list[int]:
+    """One window's [silent chunks decided right, silent chunks, respond chunks decided right, respond chunks]."""
+    counts = []
+    for action in ("silent", "respond"):
+        right = [h["action"] == action for h, r in zip(hyp, ref) if r["action"] == action]
+        counts += [sum(right), len(right)]
+    return counts
+
+
+def _recalls(sums) -> dict:
+    """{action: recall} from summed _decision_counts, for the actions that occur."""
+    return {action: float(sums[i] / sums[i + 1]) for i, action in ((0, "silent"), (2, "respond")) if sums[i + 1]}
+
+
 def _balanced_accuracy(sums) -> float:
-    """Mean of the silent and respond recalls from summed (silent right, silent, respond right, respond)."""
-    recalls = [right / n for right, n in ((sums[0], sums[1]), (sums[2], sums[3])) if n]
+    """decision_accuracy_dev from summed _decision_counts: the mean of the recalls."""
+    recalls = list(_recalls(sums).values())
     return float(np.mean(recalls)) if recalls else float("nan")
 
 

@@ -21,7 +21,7 @@ from soundflow import layout
 from soundflow.models import AudioInteractionModel, AudioLMConfig, WhisperTowerConfig
 from soundflow.tokens import ctc
 from soundflow.tokens.dataset import ShardDataset, collate, token_batches
-from soundflow.tokens.tokenizer import load as load_tokenizer
+from soundflow.tokens.tokenizer import load as load_tokenizer, special_id
 from soundflow.train import frames as frame_cache
 from soundflow.train.engine import to_device, world as dist_world
 
@@ -57,7 +57,7 @@ def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None
     config = AudioLMConfig(
         encoder_config=tower_config(model_cfg["tower"], tower_dir),
         lm_config=thinker.config.to_dict() if thinker is not None else dict(model_cfg["lm"]),
-        vocab_size=thinker.get_input_embeddings().num_embeddings if thinker is not None else len(tok),
+        vocab_size=rows if thinker is not None else len(tok),
         projector_type=model_cfg["projector"],
         audio_token_id=tok.convert_tokens_to_ids(layout.AUDIO),
         frame_dropout=model_cfg["frame_dropout"],
@@ -326,7 +326,7 @@ def lm_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, see
     train_idx = select(train_ds, stage_cfg["data"])
     dev_idx = select(dev_ds, {"modes": ["online", "offline"], "sub_tasks": ["all"]})
     dev_idx = dev_idx[np.random.default_rng(0).permutation(len(dev_idx))[: stage_cfg["eval_samples"]]]
-    pad_id = tok.convert_tokens_to_ids(layout.PAD)  # by name: a pretrained tokenizer may have no pad of its own
+    pad_id = special_id(tok, layout.PAD)  # by name: a pretrained tokenizer may have no pad of its own
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in (("silent", layout.SILENT), ("response", layout.RESPONSE))}
     batches = partial(lm_batches, train_ds, train_frames, train_idx, pad_id, stage_cfg["max_tokens"], seed,
                       ctc_data=ctc_train, ctc_frames=stage_cfg["ctc_frames"])
