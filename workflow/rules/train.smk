@@ -1,5 +1,5 @@
 # Staged training (DESIGN section 7). The rule tower imports the pretrained Whisper tower from its registry
-# wheels; init builds the untrained model around it; encode_frames caches the frozen tower's frames of every
+# wheels (paper: the Qwen2.5-Omni tower from a local folder); init builds the untrained model around it; encode_frames caches the frozen tower's frames of every
 # train/dev stream once; s1..s4 and the offline baseline train on them. Here every training job is one DeepSpeed
 # process (CPU + gloo); on a SLURM cluster (workflow/profiles/slurm) torchrun starts one per GPU on every node
 # of the job (see distributed). Resumable from data/models/<stage>/checkpoints.
@@ -9,8 +9,6 @@ TRAIN_CODE = [f for f in src_files("train", "models", "tokens") if f not in REPO
     "src/soundflow/layout.py", "src/soundflow/features.py", "src/soundflow/precision.py"]
 REPORT_CODE = TRAIN_CODE + REPORT_ONLY + ["src/soundflow/runtime/decoder.py"]  # the dev report decodes with the runtime's decoder
 NEXT = {"s1": "init", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "init"}
-TOWER_SOURCE = config["model"]["tower"]["pretrained"]
-TOWER_DIR = f"data/pretrained/{TOWER_SOURCE}" if TOWER_SOURCE else None
 RENDEZVOUS_PORT = 29500
 
 
@@ -32,13 +30,17 @@ def distributed(wildcards, resources):
 
 rule tower:
     input:
-        code=[f for f in src_files("pretrained") if not f.endswith("thinker.py")],  # the LM import is not the tower's
+        local=lambda w: local_source(TOWER_SOURCE) if w.source == TOWER_NAME else [],
+        # the LM import is not the tower's; the Qwen2.5-Omni tower is read by its model file
+        code=[f for f in src_files("pretrained") if not f.endswith("thinker.py")] + ["src/soundflow/models/qwen_omni.py"],
     output:
         directory("data/pretrained/{source}"),
+    params:
+        source=lambda w: TOWER_SOURCE if w.source == TOWER_NAME else w.source,  # a local folder's full path
     log:
         "logs/tower_{source}.log",
     shell:
-        "{PY} -m soundflow.pretrained tower --source {wildcards.source} --out {output} 2> >(tee {log} >&2)"
+        "{PY} -m soundflow.pretrained tower --source {params.source:q} --out {output} 2> >(tee {log} >&2)"
 
 
 rule init_model:

@@ -14,11 +14,12 @@ Qwen-specific.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, Qwen2Config
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2_5_omni import Qwen2_5OmniAudioEncoderConfig, Qwen2_5OmniThinkerConfig
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniAudioEncoder
 
@@ -32,6 +33,10 @@ KEY_MAPPING = {
     r"^(thinker\.)?model\.": "lm.model.",
     r"^(thinker\.)?lm_head\.": "lm.lm_head.",
 }
+# The same checkpoints read part by part (the paper profile's tower and thinker import rules)
+TOWER_KEY_MAPPING = {r"^(thinker\.)?audio_tower\.": "tower."}
+LM_KEY_MAPPING = {r"^(thinker\.)?model\.": "model.", r"^(thinker\.)?lm_head\.": "lm_head."}
+OMNI_MODEL_TYPES = ("qwen2_5_omni", "qwen2_5_omni_thinker")  # config.json of a full Omni folder or a thinker one
 
 
 class QwenAudioEncoderConfig(PretrainedConfig):
@@ -128,6 +133,47 @@ def paper_config(thinker: Qwen2_5OmniThinkerConfig, audio_token_id: int,
                          projector_type=projector_type, audio_token_id=audio_token_id)
 
 
+def is_qwen_omni(path: str | Path) -> bool:
+    """Whether `path` is a local Qwen2.5-Omni folder (full model or thinker only)."""
+    config = Path(path) / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("model_type") in OMNI_MODEL_TYPES
+
+
+def _load_part(cls, path: Path, config: PretrainedConfig, key_mapping: dict, what: str):
+    """One part of a Qwen2.5-Omni checkpoint as `cls`; every weight of the part must be in the checkpoint
+    (the rest of the checkpoint, the other parts, is skipped)."""
+    model, info = cls.from_pretrained(path, config=config, key_mapping=key_mapping, local_files_only=True,
+                                      dtype=torch.float32, output_loading_info=True)
+    if info["missing_keys"]:
+        raise ValueError(f"{path}: the {what} lacks weights: {', '.join(sorted(info['missing_keys'])[:5])}")
+    model._weight_conversions = []  # saved under its own names: transformers would otherwise undo key_mapping
+    return model.eval()
+
+
+def load_audio_tower(path: str | Path, mel_ceiling: float = QwenAudioEncoderConfig.mel_ceiling
+                     ) -> QwenChunkedAudioEncoder:
+    """The audio tower of a LOCAL Qwen2.5-Omni folder as a QwenChunkedAudioEncoder (float32)."""
+    thinker = Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
+    config = QwenAudioEncoderConfig(audio_config=thinker.audio_config.to_dict(), mel_ceiling=mel_ceiling)
+    return _load_part(QwenChunkedAudioEncoder, Path(path), config, TOWER_KEY_MAPPING, "audio tower")
+
+
+def load_thinker_lm(path: str | Path) -> Qwen2ForCausalLM:
+    """The thinker's text stack of a LOCAL Qwen2.5-Omni folder as a plain Qwen2 causal LM (float32)."""
+    thinker = Qwen2_5OmniThinkerConfig.from_pretrained(path, local_files_only=True)
+    return _load_part(Qwen2ForCausalLM, Path(path), qwen2_config_from_thinker(thinker), LM_KEY_MAPPING,
+                      "thinker LM")
+
+
+def identity_projector(model: AudioInteractionModel) -> None:
+    """A linear projector between equal widths starts as the identity: the Qwen tower's `proj` already maps
+    into the thinker's width, so the pretrained audio->LM alignment is kept until s2 fine-tunes it."""
+    if model.config.projector_type == "linear" and model.encoder.output_dim == model.lm.config.hidden_size:
+        with torch.no_grad():
+            model.projector.weight.copy_(torch.eye(model.encoder.output_dim))
+            model.projector.bias.zero_()
+
+
 def load_paper_backbone(path: str | Path, audio_token_id: int, vocab_size: int | None = None,
                         projector_type: str = "linear", dtype: torch.dtype | None = None,
                         **from_pretrained_kwargs) -> AudioInteractionModel:
@@ -145,10 +191,7 @@ def load_paper_backbone(path: str | Path, audio_token_id: int, vocab_size: int |
     config = paper_config(thinker, audio_token_id, projector_type)
     model = AudioInteractionModel.from_pretrained(path, config=config, key_mapping=KEY_MAPPING, dtype=dtype,
                                                   local_files_only=True, **from_pretrained_kwargs)
-    if projector_type == "linear" and model.encoder.output_dim == model.lm.config.hidden_size:
-        with torch.no_grad():
-            model.projector.weight.copy_(torch.eye(model.encoder.output_dim))
-            model.projector.bias.zero_()
+    identity_projector(model)
     if vocab_size is not None and vocab_size > model.config.vocab_size:
         model.resize_token_embeddings(vocab_size)
     return model

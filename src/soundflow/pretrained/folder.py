@@ -17,14 +17,16 @@ def sha256(path: Path) -> str:
 
 
 def save_atomically(out_dir: Path, model, tokenizer, record: dict) -> None:
-    """save_pretrained of model and tokenizer plus source.json (where the weights came from), built in a temp
-    sibling and renamed at the end: out_dir is either the old folder or the complete new one."""
+    """save_pretrained of model and tokenizer (None: a model without one, an audio tower) plus source.json (where
+    the weights came from), built in a temp sibling and renamed at the end: out_dir is either the old folder or
+    the complete new one."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     old = out_dir.with_name(f".{out_dir.name}.old{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
         (tmp / "source.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         for path in tmp.iterdir():  # the safetensors writer makes its file private (0600); the umask decides
             path.chmod((tmp / "source.json").stat().st_mode)

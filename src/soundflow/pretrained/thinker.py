@@ -105,10 +105,15 @@ def _assemble(module: str, folder: Path) -> Path:
 
 
 def folder_source(folder: Path) -> dict:
-    """A local folder: a transformers checkpoint (config.json) or exactly one .gguf file."""
+    """A local folder: a Qwen2.5-Omni checkpoint (the paper's thinker), a transformers causal-LM checkpoint
+    (config.json) or exactly one .gguf file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConversionError(f"{folder} is neither a known source ({', '.join(SOURCES)}) nor a folder")
+    from soundflow.models.qwen_omni import is_qwen_omni
+
+    if is_qwen_omni(folder):
+        return {"kind": "qwen2_5_omni", "path": folder, "packages": {}}
     if (folder / "config.json").is_file():
         return {"kind": "checkpoint", "path": folder, "packages": {}}
     ggufs = sorted(folder.glob("*.gguf"))
@@ -128,6 +133,13 @@ def load(files: dict, dtype: torch.dtype = torch.float32):
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     path = Path(files["path"])
+    if files["kind"] == "qwen2_5_omni":  # the paper's thinker: its text stack as a plain Qwen2 LM
+        from soundflow.models.qwen_omni import load_thinker_lm
+
+        try:
+            return load_thinker_lm(path).to(dtype), AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConversionError(f"cannot load {path} as a Qwen2.5-Omni thinker: {_first_line(exc)}") from None
     where, kw, mkw = path, {}, {}
     if files["kind"] == "gguf":
         # dequantize=True: dense float weights even where the `kernels` package could keep GGUF blocks packed

@@ -201,8 +201,8 @@ def run_report(args) -> int:
         lm_minutes = sum(m["train_minutes"] for m in lm_stages)
         metrics["tokens_per_s"] = tokens / max(lm_minutes * 60, 1e-9)
         tower = json.loads((args.frames / "tower.json").read_text())
-        metrics["frame_cache"] = {"tower": {k: tower["tower_config"][k] for k in ("attention", "window_frames",
-                                                                                  "carry_frames", "mel_ceiling")},
+        metrics["frame_cache"] = {"tower": {k: tower["tower_config"].get(k) for k in ("model_type", "attention",
+                                            "window_frames", "carry_frames", "mel_ceiling")},
                                   **{k: v for k, v in tower.items() if k != "tower_config"}}
         metrics["stages"] = {m["stage"]: {"minutes": round(m["train_minutes"], 2), "steps": m["steps"],
                                           "ended_by": m["ended_by"], "precision": m.get("precision"),

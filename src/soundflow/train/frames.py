@@ -73,15 +73,16 @@ def stream_check(tower, feats: torch.Tensor, cached: torch.Tensor, precision: st
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     state, frames, ms, opening = tower.init_state(), [], [], []
+    windowed = getattr(tower.config, "attention", "chunk") == "block_causal"  # the Qwen tower has no windows
     size = tower.chunk_features
     try:
         for c in range(feats.shape[0] // size):
-            start, before = time.perf_counter(), state.chunks_in_window
+            start, before = time.perf_counter(), windowed and state.chunks_in_window
             with autocast(precision):
                 f, state = tower.encode_chunk(feats[None, c * size:(c + 1) * size], state)
             ms.append(1000 * (time.perf_counter() - start))
             frames.append(f[0].float())
-            if c and tower.config.attention == "block_causal" and state.chunks_in_window <= before:  # a new window
+            if c and windowed and state.chunks_in_window <= before:  # a new window
                 opening.append(ms[-1])
     finally:
         torch.set_num_threads(threads)
@@ -148,7 +149,7 @@ def load(frames_dir: Path, split: str) -> dict[str, torch.Tensor]:
 def check_tower(frames_dir: Path, tower_config: dict) -> None:
     """The cache must come from the same tower settings as the model that trains on it."""
     made_with = json.loads((Path(frames_dir) / "tower.json").read_text())["tower_config"]
-    keys = ("attention", "window_frames", "carry_frames", "mel_ceiling", "frames_per_chunk")
+    keys = ("model_type", "attention", "window_frames", "carry_frames", "mel_ceiling", "frames_per_chunk")
     differ = [k for k in keys if made_with.get(k) != tower_config.get(k)]
     if differ:
         raise ValueError(f"{frames_dir}/tower.json: frames were made with other tower settings ({', '.join(differ)}); "

@@ -15,10 +15,11 @@ import jiwer
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, WhisperConfig, WhisperForConditionalGeneration
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, WhisperConfig, WhisperForConditionalGeneration
 
 from soundflow import layout
-from soundflow.models import AudioInteractionModel, AudioLMConfig, WhisperTowerConfig
+from soundflow.models import AudioInteractionModel, AudioLMConfig, QwenAudioEncoderConfig, WhisperTowerConfig
+from soundflow.models.qwen_omni import identity_projector
 from soundflow.tokens import ctc
 from soundflow.tokens.dataset import ShardDataset, collate, token_batches
 from soundflow.tokens.tokenizer import load as load_tokenizer, special_id
@@ -29,8 +30,21 @@ GROUPS = ("embeddings", "projector", "lm")
 TOWER_KEYS = ("attention", "window_frames", "carry_frames", "mel_ceiling")
 
 
-def tower_config(tower_cfg: dict, tower_dir: Path | None) -> WhisperTowerConfig:
-    """The tower's config: the imported Whisper folder's sizes, or a random tower of `sizes` (smoke)."""
+def is_qwen_tower(tower_dir: Path | None) -> bool:
+    """Whether the imported tower folder holds the paper's Qwen2.5-Omni tower (else Whisper)."""
+    return tower_dir is not None and AutoConfig.from_pretrained(tower_dir).model_type == QwenAudioEncoderConfig.model_type
+
+
+def tower_config(tower_cfg: dict, tower_dir: Path | None) -> WhisperTowerConfig | QwenAudioEncoderConfig:
+    """The tower's config: the imported Whisper folder's sizes, or a random tower of `sizes` (smoke); for the
+    paper's Qwen2.5-Omni tower its own config, which encodes each chunk alone (the paper's mode)."""
+    if is_qwen_tower(tower_dir):
+        if tower_cfg["attention"] != "chunk":
+            raise ValueError(f"model.tower.attention: the Qwen2.5-Omni tower of {tower_dir} encodes each 400 ms "
+                             f"chunk alone; set it to chunk (got {tower_cfg['attention']})")
+        config = QwenAudioEncoderConfig.from_pretrained(tower_dir)
+        config.mel_ceiling = tower_cfg["mel_ceiling"]
+        return config
     if tower_dir is not None:
         whisper = WhisperConfig.from_pretrained(tower_dir, local_files_only=True)
     elif tower_cfg.get("sizes"):
@@ -64,7 +78,10 @@ def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None
         ctc_vocab_size=ctc.VOCAB_SIZE,
     )
     model = AudioInteractionModel(config)
-    if tower_dir is not None:
+    if is_qwen_tower(tower_dir):
+        model.encoder.load_state_dict(AutoModel.from_pretrained(tower_dir).state_dict())  # strict: every weight
+        identity_projector(model)
+    elif tower_dir is not None:
         whisper = WhisperForConditionalGeneration.from_pretrained(tower_dir, local_files_only=True)
         model.encoder.whisper.load_state_dict(whisper.get_encoder().state_dict())  # strict: every weight
     if thinker is not None:
