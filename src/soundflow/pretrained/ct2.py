@@ -22,14 +22,13 @@ import json
 import os
 import re
 import struct
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from soundflow.pretrained.folder import save_atomically, sha256
+from soundflow.pretrained.folder import log, save_atomically, sha256
 
 FORMAT_VERSION = 6
 SPEC_NAME = "WhisperSpec"
@@ -69,10 +68,6 @@ OPTIONS = {
 
 class ConversionError(ValueError):
     """A source that cannot be converted; the message names the file or the variable."""
-
-
-def _log(msg: str) -> None:
-    print(f"pretrained: {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- model.bin
@@ -430,7 +425,7 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike, dtype: torch.
     except (OSError, ValueError) as exc:
         raise ConversionError(f"cannot read {files['config']}: {exc}") from None
     variables, aliases = read_model_bin(files["model"])
-    _log(f"read {len(variables)} variables from {len(files['model'])} file(s) in {time.time() - t0:.1f} s")
+    log(f"read {len(variables)} variables from {len(files['model'])} file(s) in {time.time() - t0:.1f} s")
     config = whisper_config(variables, ct2_config)
     state = whisper_state_dict(variables, aliases)
     tokenizer = load_tokenizer(files["tokenizer"], config)
@@ -447,6 +442,6 @@ def convert(source: str | os.PathLike, out_dir: str | os.PathLike, dtype: torch.
               "files": {str(p): sha256(p) for p in files["model"] + [files["config"], files["tokenizer"]]}}
     save_atomically(out_dir, model, tokenizer, record)
     n_params = sum(p.numel() for p in model.parameters())
-    _log(f"{source}: {config.encoder_layers}+{config.decoder_layers} layers, d_model {config.d_model}, "
+    log(f"{source}: {config.encoder_layers}+{config.decoder_layers} layers, d_model {config.d_model}, "
          f"{n_params / 1e6:.1f} M parameters, {dtype} -> {out_dir} in {time.time() - t0:.1f} s")
     return out_dir

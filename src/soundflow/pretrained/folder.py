@@ -1,11 +1,23 @@
-"""Writing an imported model folder: shared by the tower (ct2.py) and thinker (thinker.py) imports."""
+"""Writing an imported model folder, and the imports' log and error lines: shared by the Whisper tower (ct2.py),
+the thinker (thinker.py) and the Qwen2.5-Omni (qwen_omni.py) imports."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
+
+
+def log(msg: str) -> None:
+    print(f"pretrained: {msg}", file=sys.stderr, flush=True)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line (library errors can span many)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def sha256(path: Path) -> str:

@@ -10,7 +10,6 @@ the paper-smoke profile runs the whole DAG on.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from soundflow.pretrained.ct2 import ConversionError
-from soundflow.pretrained.folder import save_atomically
+from soundflow.pretrained.folder import first_line, log, save_atomically
 
 # Sizes of the tiny random checkpoint: the real model's shapes (128 mel bins, a tower projecting into the LM
 # width, Qwen2's grouped-query attention), shrunk until the smoke DAG trains it in seconds.
@@ -33,10 +32,6 @@ TINY_VOCAB = 2000  # BPE entries (bytes and merges) learnt from the project's ow
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # Qwen2's own, kept so its chat template holds
 
 
-def _log(msg: str) -> None:
-    print(f"pretrained: {msg}", file=sys.stderr, flush=True)
-
-
 def import_tower(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """The audio tower of a local Qwen2.5-Omni folder -> a QwenChunkedAudioEncoder folder (float32) with a
     source.json; written atomically."""
@@ -49,13 +44,13 @@ def import_tower(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     try:
         tower = load_audio_tower(source)
     except (OSError, ValueError) as exc:
-        raise ConversionError(f"{source}: cannot read its audio tower: {str(exc).splitlines()[0]}") from None
+        raise ConversionError(f"{source}: cannot read its audio tower: {first_line(exc)}") from None
     n_params = sum(p.numel() for p in tower.parameters())
     record = {"source": str(source), "kind": "qwen2_5_omni audio tower", "dtype": "float32",
               "parameters": n_params, "num_mel_bins": tower.config.n_mels}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     save_atomically(out_dir, tower, None, record)
-    _log(f"{source}: Qwen2.5-Omni audio tower, {n_params / 1e6:.1f} M parameters, {tower.config.n_mels} mel bins "
+    log(f"{source}: Qwen2.5-Omni audio tower, {n_params / 1e6:.1f} M parameters, {tower.config.n_mels} mel bins "
          f"-> {out_dir} in {time.time() - t0:.1f} s")
     return out_dir
 
@@ -116,6 +111,6 @@ def make_tiny(out_dir: str | os.PathLike, seed: int = 0) -> Path:
               "seed": seed, "audio_config": TINY_AUDIO, "text_config": text, "tokenizer_vocab": vocab}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     save_atomically(out_dir, model, tokenizer, record)
-    _log(f"tiny random Qwen2.5-Omni thinker ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+    log(f"tiny random Qwen2.5-Omni thinker ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
          f"vocabulary {vocab}) -> {out_dir}")
     return out_dir

