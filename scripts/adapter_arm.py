@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "src"))
 from soundflow import layout  # noqa: E402
 from soundflow.tokens import ctc  # noqa: E402
 from soundflow.train import frames as frame_cache  # noqa: E402
-from soundflow.train.stages import ctc_greedy  # noqa: E402
+from soundflow.train.stages import ctc_data, ctc_greedy  # noqa: E402
 
 import jiwer  # noqa: E402
 
@@ -39,7 +39,7 @@ FPC = layout.FRAMES_PER_CHUNK
 class Adapter(nn.Module):
     def __init__(self, kind: str, d_in: int, width: str = "256", left_chunks: int = 8):
         super().__init__()
-        self.kind, self.left_chunks = kind, left_chunks
+        self.left_chunks = left_chunks
         hidden, d = (int(w) for w in (width.split(":") * 2)[:2])  # "H" or "H:OUT"
         if kind == "mlp":
             self.proj = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d))
@@ -71,14 +71,8 @@ class Adapter(nn.Module):
         return self.head(x).float().log_softmax(-1)
 
 
-def load_split(split: str, limit: int | None = None):
-    segments = torch.load(REPO / "data/tokens" / split / "ctc.pt", weights_only=True)[:limit]
-    cache = frame_cache.load(REPO / "data/frames", split)
-    return segments, [cache[s["item_id"]][s["start"]:s["end"]].float() for s in segments]
-
-
 def batch(segments, frames, idx, drop: float, training: bool):
-    fs = [frames[i] for i in idx]
+    fs = [frames[i].float() for i in idx]
     x = nn.utils.rnn.pad_sequence(fs, batch_first=True)
     if training and drop > 0:
         x = x * (torch.rand(x.shape[:2]) >= drop).unsqueeze(-1)
@@ -113,7 +107,7 @@ def run_arm(kind, train, dev, seconds, steps, width, lr, frames_per_step, drop, 
     t0, step, curve, next_eval = time.time(), 0, [], 30.0
     while (elapsed := time.time() - t0) < seconds and (steps is None or step < steps):
         share = step / steps if steps else elapsed / seconds
-        for g in opt.param_groups:  # 8 % warm-up, then cosine to 1 % (time-driven, as the stages are)
+        for g in opt.param_groups:  # 8 % warm-up, then cosine to 1 % over the whole budget (the log's runs)
             g["lr"] = lr * (share / 0.08 if share < 0.08 else 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * share)))
         idx = rng.choice(len(segments), size=per_step, replace=False)
         x, s, n, targets = batch(segments, frames, idx, drop, True)
@@ -150,7 +144,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     torch.set_num_threads(2)
-    train, dev = load_split("train"), load_split("dev", a.dev)
+    frames_dir = REPO / "data/frames"
+    train, dev = ctc_data(REPO / "data/tokens", frame_cache.load(frames_dir, "train"),
+                          frame_cache.load(frames_dir, "dev"), a.dev)
     print(f"{len(train[0])} train segments ({sum(f.shape[0] for f in train[1]) * 0.04 / 60:.1f} min), "
           f"{len(dev[0])} dev", flush=True)
     seconds = a.seconds if a.steps is None else float("inf")
