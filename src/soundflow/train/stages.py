@@ -15,46 +15,18 @@ import jiwer
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, WhisperConfig, WhisperForConditionalGeneration
+from transformers import AutoModelForCausalLM
 
 from soundflow import layout
-from soundflow.models import (
-    AudioInteractionModel, AudioLMConfig, QwenAudioEncoderConfig, QwenChunkedAudioEncoder, WhisperTowerConfig,
-)
+from soundflow.models import AudioInteractionModel, AudioLMConfig, QwenChunkedAudioEncoder
 from soundflow.models.qwen_omni import identity_projector
 from soundflow.tokens import ctc
 from soundflow.tokens.dataset import ShardDataset, collate, token_batches
 from soundflow.tokens.tokenizer import load as load_tokenizer, special_id
-from soundflow.train import frames as frame_cache
+from soundflow.train import frames as frame_cache, tower
 from soundflow.train.engine import to_device, world as dist_world
 
 GROUPS = ("embeddings", "projector", "lm")
-TOWER_KEYS = ("attention", "window_frames", "carry_frames", "mel_ceiling")
-
-
-def is_qwen_tower(tower_dir: Path | None) -> bool:
-    """Whether the imported tower folder holds the paper's Qwen2.5-Omni tower (else Whisper)."""
-    return tower_dir is not None and AutoConfig.from_pretrained(tower_dir).model_type == QwenAudioEncoderConfig.model_type
-
-
-def tower_config(tower_cfg: dict, tower_dir: Path | None) -> WhisperTowerConfig | QwenAudioEncoderConfig:
-    """The tower's config: the imported Whisper folder's sizes, or a random tower of `sizes` (smoke); for the
-    paper's Qwen2.5-Omni tower its own config, which encodes each chunk alone (the paper's mode)."""
-    if is_qwen_tower(tower_dir):
-        if tower_cfg["attention"] != "chunk":
-            raise ValueError(f"model.tower.attention: the Qwen2.5-Omni tower of {tower_dir} encodes each 400 ms "
-                             f"chunk alone; set it to chunk (got {tower_cfg['attention']})")
-        config = QwenAudioEncoderConfig.from_pretrained(tower_dir)
-        config.mel_ceiling = tower_cfg["mel_ceiling"]
-        return config
-    if tower_dir is not None:
-        whisper = WhisperConfig.from_pretrained(tower_dir, local_files_only=True)
-    elif tower_cfg.get("sizes"):
-        whisper = WhisperConfig(**tower_cfg["sizes"])
-    else:
-        raise ValueError("model.tower: a pretrained tower needs its imported folder (--tower); "
-                         "a random one needs model.tower.sizes")
-    return WhisperTowerConfig(whisper_config=whisper.to_dict(), **{k: tower_cfg[k] for k in TOWER_KEYS})
 
 
 def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None,
@@ -71,7 +43,7 @@ def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None
             raise ValueError(f"{tokens_dir / 'tokenizer'} is not the tokenizer of the thinker {thinker_dir}: rebuild "
                              f"the tokens with it (python -m soundflow.tokens build --tokenizer {thinker_dir})")
     config = AudioLMConfig(
-        encoder_config=tower_config(model_cfg["tower"], tower_dir),
+        encoder_config=tower.tower_config(model_cfg["tower"], tower_dir),
         lm_config=thinker.config.to_dict() if thinker is not None else dict(model_cfg["lm"]),
         vocab_size=rows if thinker is not None else len(tok),
         projector_type=model_cfg["projector"],
@@ -80,12 +52,10 @@ def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None
         ctc_vocab_size=ctc.VOCAB_SIZE,
     )
     model = AudioInteractionModel(config)
+    if tower_dir is not None:
+        tower.load_weights(model.encoder, tower_dir)
     if isinstance(model.encoder, QwenChunkedAudioEncoder):  # tower_config read the folder's kind already
-        model.encoder.load_state_dict(AutoModel.from_pretrained(tower_dir).state_dict())  # strict: every weight
         identity_projector(model)
-    elif tower_dir is not None:
-        whisper = WhisperForConditionalGeneration.from_pretrained(tower_dir, local_files_only=True)
-        model.encoder.whisper.load_state_dict(whisper.get_encoder().state_dict())  # strict: every weight
     if thinker is not None:
         model.lm.load_state_dict(thinker.state_dict())  # strict: every weight
     return model
@@ -209,7 +179,7 @@ def ctc_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, se
     read characters from the frozen tower's frames, no LM in the loop (thousands of cheap steps a minute)."""
     if model.ctc_head is None:
         raise ValueError("train: a ctc stage needs a model with a CTC head (ctc_vocab_size > 0)")
-    frame_cache.check_tower(frames_dir, model.config.encoder_config)
+    frame_cache.check_tower(frames_dir, model.encoder)
     (segments, seg_frames), dev = ctc_data(tokens_dir, frame_cache.load(frames_dir, "train"),
                                            frame_cache.load(frames_dir, "dev"), stage_cfg["eval_samples"])
     lengths = np.array([f.shape[0] for f in seg_frames])
@@ -334,7 +304,7 @@ def decision_evaluate(model: AudioInteractionModel, dataset: ShardDataset, frame
 def lm_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, seed: int):
     """(trainable params, batches(epoch), loss_fn, evaluate) of a token-sample stage."""
     tok = load_tokenizer(tokens_dir / "tokenizer")
-    frame_cache.check_tower(frames_dir, model.config.encoder_config)
+    frame_cache.check_tower(frames_dir, model.encoder)
     train_ds, dev_ds = ShardDataset(tokens_dir / "train"), ShardDataset(tokens_dir / "dev")
     train_cache, dev_cache = frame_cache.load(frames_dir, "train"), frame_cache.load(frames_dir, "dev")
     train_frames = frame_cache.sample_frames(train_ds, train_cache)
