@@ -37,6 +37,18 @@ def test_trainable_groups_freeze_the_rest_and_the_tower_always():
     assert {id(p) for p in stages.trainable(no_head, ["projector"])} == {id(p) for p in no_head.projector.parameters()}
 
 
+def test_lm_layers_trains_only_the_top_decoder_layers_and_the_final_norm():
+    lm = {**TINY["lm_config"], "num_hidden_layers": 3}
+    model = AudioInteractionModel(AudioLMConfig(**{**TINY, "lm_config": lm}, ctc_vocab_size=ctc.VOCAB_SIZE))
+    params = stages.trainable(model, ["projector", "lm"], lm_layers=2)
+    layers = model.lm.model.layers
+    want = [*layers[1].parameters(), *layers[2].parameters(), *model.lm.model.norm.parameters(),
+            *model.projector.parameters(), *model.ctc_head.parameters()]
+    assert {id(p) for p in params} == {id(p) for p in want}
+    assert not any(p.requires_grad for p in [*layers[0].parameters(), *model.lm.get_input_embeddings().parameters()])
+    assert len(stages.trainable(model, ["lm"])) == sum(1 for p in model.lm.parameters())  # None: the whole LM
+
+
 def tokens_folder(root):
     """The one thing build_model reads of a tokens folder: its tokenizer."""
     from soundflow.tokens.tokenizer import train_tokenizer

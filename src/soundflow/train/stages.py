@@ -61,8 +61,10 @@ def build_model(model_cfg: dict, tokens_dir: Path, tower_dir: Path | None = None
     return model
 
 
-def trainable(model: AudioInteractionModel, groups: list[str]) -> list[torch.nn.Parameter]:
-    """Freeze everything (the tower always), then unfreeze the named groups; returns the trainable parameters."""
+def trainable(model: AudioInteractionModel, groups: list[str], lm_layers: int | None = None) -> list[torch.nn.Parameter]:
+    """Freeze everything (the tower always), then unfreeze the named groups; returns the trainable parameters.
+    `lm_layers`: the `lm` group is only the LM's top N decoder layers and its final norm (None: the whole LM), so
+    the frozen layers below need no weight gradients."""
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
         raise KeyError(f"train: unknown parameter group '{unknown[0]}' (known: {', '.join(GROUPS)})")
@@ -71,7 +73,7 @@ def trainable(model: AudioInteractionModel, groups: list[str]) -> list[torch.nn.
     modules = {
         "embeddings": [model.lm.get_input_embeddings(), model.lm.get_output_embeddings()],
         "projector": [model.projector] + ([model.ctc_head] if model.ctc_head is not None else []),
-        "lm": [model.lm],
+        "lm": [model.lm] if lm_layers is None else [*model.lm.model.layers[-lm_layers:], model.lm.model.norm],
     }
     for group in groups:
         for module in modules[group]:
@@ -322,4 +324,4 @@ def lm_stage_fns(model, tokens_dir: Path, frames_dir: Path, stage_cfg: dict, see
     loss = partial(lm_loss, stream_weight=stage_cfg["stream_weight"], ctc_weight=stage_cfg["ctc_weight"])
     evaluate = partial(decision_evaluate, dataset=dev_ds, frames=dev_frames, indices=dev_idx, pad_id=pad_id,
                        silent_id=ids["silent"], response_id=ids["response"], ctc_dev=ctc_dev)
-    return trainable(model, stage_cfg["trainable"]), batches, loss, evaluate
+    return trainable(model, stage_cfg["trainable"], stage_cfg.get("lm_layers")), batches, loss, evaluate
