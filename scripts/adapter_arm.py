@@ -7,7 +7,8 @@ cached frames, at the same wall-clock budget. A cheap probe of the adapter: no L
 Arms: `mlp` is stage s2's projector (per frame, no temporal context of its own; --width HIDDEN[:OUT] sets its hidden and
 output widths: the LM's hidden size in the model, 256 in tiny, 576 in small); `tfN` puts N chunk-causal
 transformer layers on top of a linear projection (a frame sees its own 400 ms chunk and the chunks before it,
-as the runtime would: chunk ids come from the frame's absolute position in its stream). Reads the last run's
+as the runtime would: chunk ids come from the frame's absolute position in its stream). `--upsample K` makes the head emit K CTC
+symbols per 40 ms frame (the segments carry ~0.57 characters a frame, a dense target for CTC). Reads the last run's
 data/tokens/{train,dev}/ctc.pt and data/frames; prints and writes dev CER/WER per voice condition.
 """
 from __future__ import annotations

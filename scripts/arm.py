@@ -7,7 +7,8 @@ Reads the last pipeline run's data/tokens, data/frames and data/models/<start>/m
 --frames point elsewhere, e.g. at a relabelled corpus's tokens). Writes data/arms/<name>/<stage>/ and
 data/arms/<name>/train.json: the report of reports/metrics/train.json, for the arm, to set beside the
 run's. `--set KEY=YAML` overrides `train.KEY` of params.yaml (common.precision=fp32, s3.max_steps=350).
-The arm logs to its own MLflow store, data/arms/<name>/mlflow.db, not to the pipeline's.
+The arm logs to its own MLflow store, data/arms/<name>/mlflow.db, not to the pipeline's. `--profile small` arms a
+run of that profile (its overlay's stage configs).
 """
 from __future__ import annotations
 
@@ -51,13 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=YAML")
     parser.add_argument("--tokens", type=Path, default=Path("data/tokens"))
     parser.add_argument("--frames", type=Path, default=Path("data/frames"))
+    parser.add_argument("--no-report", action="store_true", help="stop after the stages (their metrics.json)")
+    parser.add_argument("--profile", default="tiny", help="the params overlay the run used (tiny, small, ...)")
     args = parser.parse_args(argv)
     order = ("init",) + LM_STAGES
     first = order.index(args.start) + 1
     if list(args.stages) != list(order[first:first + len(args.stages)]):
         parser.error(f"--stages must be the stages right after --start {args.start}, in order")
 
-    cfg = config.load(Path("params.yaml"))
+    cfg = config.load(Path("params.yaml"), profile=args.profile)
     for assignment in args.set:
         override(cfg["train"], assignment)
     config.validate(cfg)
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     for stage in args.stages:
         train(stage, cfg, init, args.tokens, args.frames, out / stage, env)
         init, stage_dirs[stage] = out / stage / "model", out / stage
+    if args.no_report:
+        return 0
     # the dev report runs with s4's config, as the pipeline's train_report does
     subprocess.run([sys.executable, "-m", "soundflow.train", "report", "--cfg", json.dumps(config.stage_config(cfg, "s4")),
                     "--model", str(init), "--tokens", str(args.tokens), "--frames", str(args.frames),
