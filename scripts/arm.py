@@ -53,14 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=Path, default=Path("data/tokens"))
     parser.add_argument("--frames", type=Path, default=Path("data/frames"))
     parser.add_argument("--no-report", action="store_true", help="stop after the stages (their metrics.json)")
-    parser.add_argument("--profile", default="tiny", help="the params overlay the run used (tiny, small, ...)")
+    parser.add_argument("--profile", help="the params overlay the run used (tiny, small, ...; default: params.yaml's)")
     args = parser.parse_args(argv)
     order = ("init",) + LM_STAGES
     first = order.index(args.start) + 1
     if list(args.stages) != list(order[first:first + len(args.stages)]):
         parser.error(f"--stages must be the stages right after --start {args.start}, in order")
 
-    cfg = config.load(Path("params.yaml"), profile=args.profile)
+    cfg = config.load(Path("params.yaml"), **({"profile": args.profile} if args.profile else {}))
     for assignment in args.set:
         override(cfg["train"], assignment)
     config.validate(cfg)

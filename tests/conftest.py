@@ -60,13 +60,33 @@ def set_param(workdir: Path, dotted: str, value) -> None:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
+def copy_workflow(dest: Path, extra: tuple[str, ...] = ()) -> Path:
+    """The workflow's files (WORKFLOW_FILES and `extra`) copied into `dest`, where snakemake can run on them."""
+    for name in [*WORKFLOW_FILES, *extra]:
+        src = config.REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
+    return dest
+
+
+def save_tiny_whisper(folder: Path):
+    """A tiny random WhisperForConditionalGeneration saved where rule tower would put an import; returns it."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    whisper = WhisperForConditionalGeneration(WhisperConfig(
+        d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=48, decoder_layers=1,
+        decoder_attention_heads=2, decoder_ffn_dim=48, num_mel_bins=80, vocab_size=100, pad_token_id=1,
+        bos_token_id=0, eos_token_id=0, decoder_start_token_id=0))
+    whisper.save_pretrained(folder)
+    return whisper
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """A copy of the workflow with profile smoke, run once with `snakemake --cores 2`."""
-    work = tmp_path_factory.mktemp("workflow")
-    for name in WORKFLOW_FILES:
-        src = config.REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
     set_param(work, "profile", "smoke")
     proc = run(["snakemake", "--cores", "2"], work, timeout=600)
     return work, proc

@@ -431,15 +431,9 @@ def test_roundtrip_filter_drops_and_revoices_plans(tmp_path):
 # --- workflow -------------------------------------------------------------------------------------
 
 def test_import_rule_is_in_the_dag_only_when_a_source_is_set(tmp_path):
-    import shutil
+    from tests.conftest import copy_workflow, run, set_param
 
-    from soundflow import config
-    from tests.conftest import WORKFLOW_FILES, run, set_param
-
-    for name in WORKFLOW_FILES:
-        src = config.REPO / name
-        (shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-         if src.is_dir() else shutil.copy(src, tmp_path / name))
+    copy_workflow(tmp_path)
     plain = run(["snakemake", "-n", "--quiet", "rules"], tmp_path).stdout
     assert "import_corpora" not in plain and "corpus_shard" in plain
     set_param(tmp_path, "data.corpora.sources", {"librispeech": "/data/LibriSpeech", "musan": "/data/musan"})

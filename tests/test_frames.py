@@ -130,10 +130,9 @@ def test_encode_cli_caches_the_imported_tower_as_init_builds_it(smoke_corpus, tm
     """`python -m soundflow.train encode --tower DIR --tower-cfg JSON` encodes the imported tower alone, the same
     frames as `--model` (the init model built around that tower), and logs an MLflow run; a stage's model with
     this tower passes the cache's check."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
     from soundflow.train import stages
     from soundflow.train.__main__ import main
+    from tests.conftest import save_tiny_whisper
     from tests.test_train import MODEL_CFG, TOWER, tokens_folder
 
     corpus, _ = smoke_corpus
@@ -141,10 +140,7 @@ def test_encode_cli_caches_the_imported_tower_as_init_builds_it(smoke_corpus, tm
     for split in ("train", "dev"):  # two items per split keep it quick
         pl.read_parquet(small / f"{split}.parquet").head(2).write_parquet(small / f"{split}.parquet")
     torch.manual_seed(1)
-    WhisperForConditionalGeneration(WhisperConfig(
-        d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=48, decoder_layers=1,
-        decoder_attention_heads=2, decoder_ffn_dim=48, num_mel_bins=80, vocab_size=100, pad_token_id=1,
-        bos_token_id=0, eos_token_id=0, decoder_start_token_id=0)).save_pretrained(tmp_path / "whisper")
+    save_tiny_whisper(tmp_path / "whisper")
     tower_cfg = {**TOWER, "pretrained": "x", "sizes": None}
     model = stages.build_model({**MODEL_CFG, "tower": tower_cfg}, tokens_folder(tmp_path), tmp_path / "whisper")
     model.save_pretrained(tmp_path / "model")

@@ -12,7 +12,7 @@ from soundflow import config, layout
 from soundflow.models import AudioInteractionModel, AudioLMConfig
 from soundflow.tokens import ctc
 from soundflow.train import engine, loop, stages
-from tests.conftest import run, tiny_tower_config
+from tests.conftest import run, save_tiny_whisper, tiny_tower_config
 
 TINY = {"encoder_config": tiny_tower_config(),
         "lm_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -65,8 +65,6 @@ MODEL_CFG = {"tower": TOWER, "lm": TINY["lm_config"], "projector": "mlp", "frame
 
 
 def test_build_model_random_tower_or_imported_whisper_encoder(tmp_path):
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
     tokens = tokens_folder(tmp_path)
     model = stages.build_model(MODEL_CFG, tokens)
     tower = model.encoder.config
@@ -76,11 +74,7 @@ def test_build_model_random_tower_or_imported_whisper_encoder(tmp_path):
     assert model.config.audio_token_id == layout.SPECIAL_TOKENS.index(layout.AUDIO) and model.config.frame_dropout == 0.1
 
     torch.manual_seed(1)
-    whisper = WhisperForConditionalGeneration(WhisperConfig(
-        d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=48, decoder_layers=1,
-        decoder_attention_heads=2, decoder_ffn_dim=48, num_mel_bins=80, vocab_size=100, pad_token_id=1,
-        bos_token_id=0, eos_token_id=0, decoder_start_token_id=0))
-    whisper.save_pretrained(tmp_path / "whisper")
+    whisper = save_tiny_whisper(tmp_path / "whisper")
     imported = stages.build_model({**MODEL_CFG, "tower": {**TOWER, "pretrained": "x", "sizes": None}}, tokens,
                                   tmp_path / "whisper")
     assert imported.encoder.config.whisper_config.encoder_layers == 1  # the folder's sizes, not `sizes`

