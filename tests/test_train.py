@@ -440,3 +440,35 @@ def test_experiment_arm_retrains_from_a_stage_beside_the_run(smoke_run):
     assert (work / "data/arms/t/mlflow.db").is_file()
     bad = run(["python", str(config.REPO / "scripts/arm.py"), "u", "--start", "s2", "--stages", "s4"], work, check=False)
     assert bad.returncode == 2 and "must be the stages right after --start s2" in bad.stderr
+
+
+def test_stage_precision_probe_times_the_stage_step_and_leaves_it_alone(smoke_run, monkeypatch, tmp_path):
+    """`precision: auto` times the stage's own step (its model, its first batch, forward and backward) both
+    ways, leaving weights, gradients, batches and the random stream as they were; the answer is kept under a
+    key of the model and what the stage trains, so s4 (as s3) reuses s3's and s1 (embeddings) probes anew."""
+    from soundflow.train.__main__ import _resolve_precision
+
+    work, _ = smoke_run
+    cfg = smoke_stage_config(work, "s3")
+    model = AudioInteractionModel.from_pretrained(work / "data/models/s2/model")
+    params, batches, loss_fn, _ = stages.lm_stage_fns(model, work / "data/tokens", work / "data/frames", cfg["stage"], 0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    first = next(batches(0))
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    assert loop.bf16_step_speedup(model, params, first, loss_fn) > 0
+    assert torch.equal(torch.rand(2), expected)
+    assert all(p.grad is None for p in params)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert torch.equal(next(batches(0))["input_ids"], first["input_ids"])
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    probed = []
+    s4 = {**cfg, "stage": {**cfg["stage"], "lr": 1e-5, "max_steps": 3}}
+    s1 = {**cfg, "stage": {**cfg["stage"], "trainable": ["embeddings"]}}
+    for name, stage_cfg, speedup in (("s3", cfg, 1.5), ("s4", s4, 0.5), ("s1", s1, 0.5)):
+        stage_cfg["stage"]["precision"] = "auto"
+        probed.append((name, _resolve_precision(stage_cfg, lambda n=name, s=speedup: probed.append(n) or s)))
+    assert probed == ["s3", ("s3", "bf16"), ("s4", "bf16"), "s1", ("s1", "fp32")]  # s4: no probe of its own
+    assert _resolve_precision({**cfg, "stage": {**cfg["stage"], "precision": "fp32"}}, None) == "fp32"

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--model", required=True, type=Path)
     r.add_argument("--tokens", required=True, type=Path)
     r.add_argument("--frames", required=True, type=Path)
-    r.add_argument("--stages", nargs="+", required=True, type=Path, help="stage folders (for minutes)")
+    r.add_argument("--stages", nargs="+", required=True, type=Path, help="stage folders, --model's own last (their minutes; it decodes in its precision)")
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--figure", type=Path, help="PNG of the learning curves of every stage")
     args = parser.parse_args(argv)
@@ -94,15 +94,21 @@ class _NoRun:
         pass
 
 
-def _resolve_precision(choice: str) -> str:
-    """precision.resolve on rank 0, the same answer for every rank (a CPU probe could differ per process)."""
+def _resolve_precision(cfg: dict, probe) -> str:
+    """precision.resolve of the stage's `precision`, "auto" timed by `probe` (its own step) and kept per
+    machine under a key naming the model and what the stage trains; rank 0 decides for every rank (a CPU
+    probe could differ per process)."""
     from soundflow import precision
     from soundflow.train import engine
 
+    speed_keys = ("kind", "trainable", "lm_layers", "max_tokens", "ctc_weight", "ctc_frames")
+    what = json.dumps([cfg["model"], {k: cfg["stage"].get(k) for k in speed_keys}], sort_keys=True)
+    workload = "train-" + hashlib.sha1(what.encode()).hexdigest()[:12]
+    choice = cfg["stage"]["precision"]
     if engine.world()[1] == 1:
-        return precision.resolve(choice)
+        return precision.resolve(choice, workload, probe)
     engine.init_distributed()
-    answer = [precision.resolve(choice) if engine.is_main() else None]
+    answer = [precision.resolve(choice, workload, probe) if engine.is_main() else None]
     torch.distributed.broadcast_object_list(answer, src=0)
     return answer[0]
 
@@ -123,14 +129,16 @@ def run_stage(args) -> int:
 
     cfg = json.loads(args.cfg)
     stage_cfg = cfg["stage"]
-    stage_cfg["precision"] = _resolve_precision(stage_cfg["precision"])  # logged, and part of the fingerprint
     model_dir = args.out / "model"
     main_rank = engine.is_main()
+    model = AudioInteractionModel.from_pretrained(args.init)
+    stage_fns = stages.ctc_stage_fns if stage_cfg["kind"] == "ctc" else stages.lm_stage_fns
+    params, batches, loss_fn, evaluate = stage_fns(model, args.tokens, args.frames, stage_cfg, stage_cfg["seed"])
+    # logged, and part of the fingerprint; batches(0) is drawn anew from its seed, so probing leaves it alone
+    stage_cfg["precision"] = _resolve_precision(
+        cfg, lambda: loop.bf16_step_speedup(model, params, next(batches(0)), loss_fn))
     tracked = tracking.stage_run(f"train_{args.name}", cfg) if main_rank else contextlib.nullcontext(_NoRun())
     with tracked as run:
-        model = AudioInteractionModel.from_pretrained(args.init)
-        stage_fns = stages.ctc_stage_fns if stage_cfg["kind"] == "ctc" else stages.lm_stage_fns
-        params, batches, loss_fn, evaluate = stage_fns(model, args.tokens, args.frames, stage_cfg, stage_cfg["seed"])
         n_trainable = sum(p.numel() for p in params)
         run.log_metrics({"params_total": sum(p.numel() for p in model.parameters()), "params_trainable": n_trainable})
         progress = loop.train(model, params, batches, loss_fn, evaluate, stage_cfg, args.out, f"train_{args.name}",
@@ -203,8 +211,8 @@ def run_report(args) -> int:
 
     cfg = json.loads(args.cfg)
     with tracking.stage_run("train_report", cfg) as run:
-        metrics = report.dev_metrics(args.model, args.tokens, args.frames, cfg)
         stage_metrics = [json.loads((s / "metrics.json").read_text()) for s in args.stages]
+        metrics = report.dev_metrics(args.model, args.tokens, args.frames, cfg, stage_metrics[-1]["precision"])
         metrics["train_minutes"] = sum(m["train_minutes"] for m in stage_metrics)
         # a CTC stage counts frames, not tokens (a stage whose dev metrics have no LM loss trained no LM)
         lm_stages = [m for m in stage_metrics if m.get("kind") != "ctc" and "loss_lm" in m["final"]]

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from soundflow.precision import autocast
+from soundflow.precision import autocast, bf16_speedup
 from soundflow.train import engine as ds
 
 FAULT_ENV = "SOUNDFLOW_FAULT_AT_STEP"  # tests: die (os._exit) right after this step, as a kill would
@@ -45,6 +45,21 @@ class Progress:
     batch: int = 0  # batches of `epoch` already trained on
     history: list[dict] = field(default_factory=list)  # dev metrics at each evaluation
     curve: list[dict] = field(default_factory=list)  # training losses every `log_every` steps
+
+
+def bf16_step_speedup(model: torch.nn.Module, params: list[torch.nn.Parameter], batch: dict,
+                      loss_fn: Callable[[torch.nn.Module, dict], dict]) -> float:
+    """The precision probe of a stage: its own training step (forward, loss, backward; no update, the
+    gradients dropped) on `batch`, timed in fp32 and in bf16 autocast (soundflow.precision.bf16_speedup)."""
+    model.train()
+    batch = ds.to_device(batch, next(model.parameters()).device)
+
+    def step() -> None:
+        loss_fn(model, batch)["loss"].backward()
+        for p in params:
+            p.grad = None
+
+    return bf16_speedup(step)
 
 
 def budget_share(progress: Progress, max_steps: int | None, budget_s: float) -> float:

@@ -22,7 +22,7 @@ from soundflow import layout
 from soundflow.bench import bootstrap
 from soundflow.bench.asr_metrics import wer_interval
 from soundflow.models import AudioInteractionModel
-from soundflow.precision import autocast, resolve
+from soundflow.precision import autocast
 from soundflow.runtime.decoder import TokenIds, decode_stream
 from soundflow.tokens.dataset import ShardDataset
 from soundflow.tokens import ctc
@@ -42,9 +42,9 @@ def asr_windows(dataset: ShardDataset) -> list[int]:
             if mode == "online" and sub_task.startswith("asr_")]
 
 
-def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict) -> dict:
+def dev_metrics(model_dir: Path, tokens_dir: Path, frames_dir: Path, cfg: dict, precision: str) -> dict:
+    """Dev metrics of the model, decoded in `precision` (the one its last stage trained in)."""
     model = AudioInteractionModel.from_pretrained(model_dir).eval()
-    precision = resolve(cfg["stage"]["precision"])
     tok = load_tokenizer(model_dir)
     ids = TokenIds.from_tokenizer(tok)
     dataset = ShardDataset(tokens_dir / "dev")
