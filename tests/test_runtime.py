@@ -118,6 +118,30 @@ def test_streamed_frames_equal_the_frame_cache_recipe_and_bf16_stays_close(tmp_p
         encoder.frames(audio[:100])
 
 
+def test_a_recording_encoded_in_one_pass_decodes_as_the_live_encoder_does(bundle):
+    """stream_frames (the whole recording through the tower at once, as offline answers and the benchmarks
+    encode it) gives the live ChunkEncoder's frames, across a window boundary (30 s) and a padded last chunk;
+    EncodedStream in a session therefore gives the same events, in both schedulers."""
+    from soundflow.runtime.frontend import ChunkEncoder, EncodedStream, stream_frames
+
+    audio = np.tile(bursts([0.002, 0.3, 0.003, 0.25, 0.002, 0.2], chunks_each=2, seed=5), 8)[:-100]  # 38.4 s
+    live = ChunkEncoder(bundle)
+    padded = np.pad(audio, (0, -audio.size % CHUNK))
+    streamed = torch.cat([live.frames(c) for c in padded.reshape(-1, CHUNK)], dim=1)
+    assert streamed.shape[1] == 96 * layout.FRAMES_PER_CHUNK
+    torch.testing.assert_close(stream_frames(bundle, audio), streamed, atol=2e-5, rtol=1e-4)
+    for scheduler in ("sync", "fifo"):
+        expected = [e.public() for e in run_stream(bundle, audio, scheduler=scheduler)]
+        encoded = EncodedStream(bundle, audio)
+        assert [e.public() for e in run_stream(bundle, audio, scheduler=scheduler, encoder=encoded)] == expected
+    assert {e["action"] for e in expected} == {"silent", "respond"} and len(expected) == 96
+    one = EncodedStream(bundle, audio[:CHUNK])
+    one(audio[:CHUNK])
+    with pytest.raises(ValueError, match="chunk 1 fed, but the encoded recording holds 1"):
+        one(audio[:CHUNK])
+    assert stream_frames(bundle, audio[:0]).shape == (1, 0, bundle.model.encoder.output_dim)
+
+
 def test_a_longer_chunk_override_runs_the_tower_on_longer_chunks(tiny_bundle):
     """The latency benchmark's chunk-size sweep: 0.8 s chunks, 20 tower frames each."""
     longer = load_bundle(tiny_bundle, chunk_seconds=0.8)

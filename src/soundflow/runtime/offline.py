@@ -11,7 +11,7 @@ import torch
 from soundflow import layout
 from soundflow.runtime.bundle import Bundle
 from soundflow.runtime.decoder import TokenIds, greedy_reply, reply_text
-from soundflow.runtime.frontend import ChunkEncoder
+from soundflow.runtime.frontend import stream_frames
 
 
 @torch.no_grad()
@@ -20,10 +20,8 @@ def answer_offline(bundle: Bundle, audio: np.ndarray, user_text: str, lang: str 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or audio.size == 0:
         raise ValueError(f"answer_offline needs non-empty mono audio, got shape {audio.shape}")
-    model, tok, n = bundle.model, bundle.tokenizer, bundle.settings.chunk_samples
-    audio = np.pad(audio, (0, -audio.size % n))
-    encoder = ChunkEncoder(bundle)
-    frames = torch.cat([encoder.frames(chunk) for chunk in audio.reshape(-1, n)], dim=1)
+    model, tok = bundle.model, bundle.tokenizer
+    frames = stream_frames(bundle, audio)
     ids = TokenIds.from_tokenizer(tok)
     head = tok.convert_tokens_to_ids([layout.OFFLINE, layout.lang_token(lang or bundle.settings.default_lang)])
     prompt = (head + [ids.audio_begin] + [ids.audio] * frames.shape[1] + [ids.chunk_end]

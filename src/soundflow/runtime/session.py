@@ -53,13 +53,15 @@ class StreamingSession:
     """One always-on listener over one audio stream."""
 
     def __init__(self, bundle: Bundle, instruction: str | None = None, lang: str | None = None,
-                 scheduler: str = "sync"):
+                 scheduler: str = "sync", encoder: Callable[[np.ndarray], object] | None = None):
+        """`encoder`: PCM chunk -> LM input embeddings; default a live ChunkEncoder (frontend.EncodedStream
+        when the whole recording was encoded beforehand)."""
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got '{scheduler}'")
         s = bundle.settings
         self.settings, self.scheduler = s, scheduler
         prefix = prefix_ids(bundle.tokenizer, lang or s.default_lang, instruction or s.default_instruction)
-        self.encoder = ChunkEncoder(bundle)
+        self.encoder = encoder or ChunkEncoder(bundle)
         self.decoder = ChunkDecoder(bundle.model, bundle.tokenizer, prefix, s.max_reply_tokens,
                                     s.max_context_chunks, s.keep_context_chunks)
         self.buffer = np.zeros(0, dtype=np.float32)
@@ -195,15 +197,15 @@ class StreamingSession:
 
 def run_stream(bundle: Bundle, audio: np.ndarray, instruction: str | None = None, lang: str | None = None,
                scheduler: str = "sync", realtime: bool = False, speed: float = 1.0, block_s: float = 0.1,
-               on_event: Callable[[Event], None] | None = None) -> list[Event]:
+               on_event: Callable[[Event], None] | None = None, encoder=None) -> list[Event]:
     """Feed a whole stream in `block_s` blocks (a microphone's buffer) and return every event in chunk order;
     `on_event` sees each event as soon as it is out.
 
     realtime: blocks arrive on the sample clock, `speed` times faster than real time (a stress setting
     that stands in for a model that decodes `speed` times slower). Otherwise as fast as possible in
     lockstep: the next chunk goes in when the previous one is decided, the fastest feed the listener
-    keeps up with (so there is no backlog, and sync and FIFO decide alike)."""
-    session = StreamingSession(bundle, instruction, lang, scheduler)
+    keeps up with (so there is no backlog, and sync and FIFO decide alike). `encoder`: StreamingSession's."""
+    session = StreamingSession(bundle, instruction, lang, scheduler, encoder)
     block = max(1, round(block_s * bundle.settings.sample_rate))
     events = []
 
