@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from soundflow import layout
 from soundflow.features import chunks_logmel, stream_logmel
 from soundflow.precision import autocast
 from soundflow.runtime.bundle import Bundle
@@ -72,10 +71,11 @@ class EncodedStream:
         self.model = bundle.model
         self.ids = TokenIds.from_tokenizer(bundle.tokenizer)
         self.frames = stream_frames(bundle, audio)
+        self.per_chunk = bundle.settings.frames_per_chunk
         self.chunks = 0
 
     def __call__(self, pcm: np.ndarray) -> torch.Tensor:
-        n = layout.FRAMES_PER_CHUNK
+        n = self.per_chunk
         frames = self.frames[:, self.chunks * n:(self.chunks + 1) * n]
         if frames.shape[1] != n:
             raise ValueError(f"chunk {self.chunks} fed, but the encoded recording holds {self.frames.shape[1] // n}")
