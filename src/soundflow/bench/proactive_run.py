@@ -5,7 +5,7 @@ Steps of ``run(ctx)``:
 
 1. The bench: ``<work>/bench`` built with ``proactive_data.build`` (BENCH_SEED; ``n_events``,
    ``must_ignore_s``, ``must_ignore_share`` from cfg; default the full 644 events at the paper's
-   267/377 ratio and half an hour of must-ignore streams, about 1.4 h of audio). An existing build is
+   267/377 ratio and half an hour of must-ignore streams, about 1.55 h of audio). An existing build is
    reused when its summary.json matches those settings, else rebuilt. With an external manifest
    (``ctx.manifest``, ``proactive_data.load_manifest`` format) that is used instead and nothing is
    built.

@@ -90,7 +90,7 @@ def _stream(job: tuple[str, str, str, str]) -> list[dict]:
 
     path, instruction, lang, scheduler = job
     audio = read_audio(path, sr=_BUNDLE.settings.sample_rate)
-    # the tower's frames in one pass (the same frames, ~60 % of the cost); the latency benchmark times the
+    # the tower's frames in one pass (the same frames, about half the cost); the latency benchmark times the
     # live chunk-by-chunk encoder
     events = run_stream(_BUNDLE, audio, instruction, lang, scheduler, encoder=EncodedStream(_BUNDLE, audio))
     return [e.public() for e in events]

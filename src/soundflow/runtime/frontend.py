@@ -9,7 +9,8 @@ runs this in its own thread while the decoder writes.
 Where the whole recording is at hand (an offline answer, a benchmark), `stream_frames` encodes it in one
 pass, as the frame cache encodes the training streams. The frames are the same: the tower's attention is
 block-causal, so no frame sees later audio (equal to float tolerance, tests/test_runtime.py); one pass
-costs about 60 % of chunk-by-chunk encoding (11.4 against 20.0 ms a chunk, one thread, bf16, AMD EPYC).
+costs about half of chunk-by-chunk encoding (11.2 against 20.9 ms a chunk, one thread, bf16, AMD EPYC;
+scripts/one_pass_arm.py, reports/arms/one_pass_encode.json).
 `EncodedStream` hands such frames to a session in place of `ChunkEncoder`.
 """
 from __future__ import annotations

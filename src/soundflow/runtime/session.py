@@ -61,7 +61,7 @@ class StreamingSession:
         s = bundle.settings
         self.settings, self.scheduler = s, scheduler
         prefix = prefix_ids(bundle.tokenizer, lang or s.default_lang, instruction or s.default_instruction)
-        self.encoder = encoder or ChunkEncoder(bundle)
+        self.encoder = ChunkEncoder(bundle) if encoder is None else encoder
         self.decoder = ChunkDecoder(bundle.model, bundle.tokenizer, prefix, s.max_reply_tokens,
                                     s.max_context_chunks, s.keep_context_chunks)
         self.buffer = np.zeros(0, dtype=np.float32)
