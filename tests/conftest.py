@@ -106,7 +106,7 @@ def tiny_tower_config(**kw):
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A random (untrained) tiny model exported as a runtime bundle: the runtime and benchmark code paths
-    on real audio, with no training run. Its decisions are arbitrary but deterministic (fp32 tower)."""
+    on real audio, with no training run. Its decisions are arbitrary but deterministic (fp32 tower and LM)."""
     import torch
     from transformers import LlamaConfig
 
@@ -129,7 +129,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
     model.save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     settings = dict(max_context_chunks=8, keep_context_chunks=4, max_reply_tokens=6,
-                    default_instruction="transcribe what you hear", tower_precision="fp32")
+                    default_instruction="transcribe what you hear", tower_precision="fp32", lm_precision="fp32")
     first = export_bundle(model_dir, root / "first", **settings)
     # Steer <response> so that loud chunks tip towards it and quiet ones towards <silent>: the bundle then
     # has both kinds of decisions on ordinary test audio (noise bursts between pauses).

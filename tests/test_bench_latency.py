@@ -12,9 +12,10 @@ from soundflow.bench.latency import latency_stats, load_speed, load_test_streams
 from soundflow.runtime import Event
 
 
-def event(chunk, arrived, decided, finished=None, action="silent"):
-    return Event(chunk, 0.4 * (chunk + 1), action, "x" if action == "respond" else "", "normal", arrived, decided,
-                 decided if finished is None else finished)
+def event(chunk, arrived, decided, finished=None, action="silent", encoded=None):
+    """encoded: when the listener took the chunk in (default: right away, 5 ms after it arrived)."""
+    return Event(chunk, 0.4 * (chunk + 1), action, "x" if action == "respond" else "", "normal", arrived,
+                 arrived + 0.005 if encoded is None else encoded, decided, decided if finished is None else finished)
 
 
 def test_latency_stats_resume_counts_from_the_reply_end_to_the_newest_waiting_chunk():
@@ -27,8 +28,18 @@ def test_latency_stats_resume_counts_from_the_reply_end_to_the_newest_waiting_ch
     stats = latency_stats(events, chunk_interval_s=0.4)
     assert stats["resume_s"] == pytest.approx([0.05])
     assert stats["reply_s"] == pytest.approx([0.89])
-    assert stats["stalls"] == 1  # chunk 1 was decided after chunk 2 had arrived
+    assert stats["late"] == 1  # chunk 1 was decided after chunk 2 had arrived ...
+    assert stats["stalls"] == 0  # ... but the listener had taken every chunk in on time (FIFO's drained backlog)
     assert stats["decide_s"] == pytest.approx([0.01, 0.52, 0.15, 0.01])
+
+
+def test_a_chunk_taken_in_after_the_next_one_arrived_is_a_stall():
+    events = [event(0, 0.4, 0.41, finished=1.3, action="respond"),
+              event(1, 0.8, 1.32, encoded=1.31),  # sync: nothing is encoded while the reply is written
+              event(2, 1.2, 1.34, encoded=1.33)]
+    stats = latency_stats(events, chunk_interval_s=0.4)
+    assert stats["stalls"] == 1 and stats["late"] == 1  # chunk 2 was taken in 0.13 s after it arrived: no stall
+    assert summarize([stats])["stall_rate"] == pytest.approx(1 / 3)
 
 
 def test_resume_waits_for_the_next_chunk_when_none_was_waiting():
@@ -42,7 +53,8 @@ def test_summarize_reports_medians_and_reply_times_in_ms():
     out = summarize([stats])
     assert out["first_chunk_median_ms"] == pytest.approx(10.0)
     assert out["first_chunk_ms"] == pytest.approx(50 / 3)
-    assert out["reply_ms"] == pytest.approx(100.0) and out["replies"] == 1 and out["stall_rate"] == 0.0
+    assert out["reply_ms"] == pytest.approx(100.0) and out["replies"] == 1
+    assert out["stall_rate"] == 0.0 and out["late_rate"] == 0.0
 
 
 def test_load_speed_makes_listening_fill_the_load_of_a_chunk_interval():

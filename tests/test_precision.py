@@ -32,8 +32,11 @@ def test_auto_follows_the_probe_once_per_machine_and_workload(monkeypatch, tmp_p
 
 
 def test_a_training_workload_needs_its_probe():
-    with pytest.raises(ValueError, match="workload must be 'tower' or 'train-<key>' with a probe, got 'train-a'"):
+    with pytest.raises(ValueError, match="workload must be 'tower', or 'train-<key>' or 'runtime-<key>' with a "
+                                         "probe, got 'train-a'"):
         precision.resolve("auto", "train-a")
+    with pytest.raises(ValueError, match="got 'runtime-a'"):
+        precision.resolve("auto", "runtime-a")
     with pytest.raises(ValueError, match="got 'encoder'"):
         precision.resolve("auto", "encoder", lambda: 1.0)
 
@@ -69,3 +72,28 @@ def test_autocast_runs_bf16_only_when_asked():
         assert layer(x).dtype == torch.float32
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         precision.autocast("auto")
+
+
+def test_processes_resolving_one_workload_at_once_probe_it_once(monkeypatch, tmp_path):
+    """A benchmark's worker pool resolves the runtime's precision in every worker: the first probes, the
+    others wait for its answer (two probes side by side would time each other and could disagree)."""
+    import multiprocessing as mp
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with mp.get_context("fork").Pool(3) as pool:
+        answers = pool.map(_resolve_runtime_with_slow_probe, [str(tmp_path)] * 3)
+    assert answers == ["bf16"] * 3
+    assert len(list(tmp_path.glob("probe-*"))) == 1
+
+
+def _resolve_runtime_with_slow_probe(root: str) -> str:
+    import os
+    import time
+    from pathlib import Path
+
+    def probe() -> float:
+        Path(root, f"probe-{os.getpid()}").touch()
+        time.sleep(0.3)
+        return 1.5
+
+    return precision.resolve("auto", "runtime-x", probe)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -40,6 +41,7 @@ def test_bundle_holds_weights_configs_tokenizer_and_streaming_settings(tiny_bund
     assert spec["features"] == {"kind": "whisper_logmel", "n_mels": 80, "n_fft": 400, "hop": 160, "per_chunk": True,
                                 "ceiling": 1.5}
     assert spec["n_mels"] == 80 and spec["tower_precision"] == "fp32" and bundle.tower_precision == "fp32"
+    assert spec["lm_precision"] == "fp32" and bundle.lm_precision == "fp32"
     assert [spec["special_token_ids"][t] for t in layout.SPECIAL_TOKENS] == list(range(len(layout.SPECIAL_TOKENS)))
     assert bundle.settings.max_context_chunks == 8 and bundle.settings.keep_context_chunks == 4
 
@@ -80,13 +82,21 @@ def copy_with(tiny_bundle, folder, **changes):
     return folder
 
 
-def test_old_format_and_bad_tower_precision_are_refused_by_name(tmp_path, tiny_bundle):
+def test_old_format_and_bad_precisions_are_refused_by_name(tmp_path, tiny_bundle):
     old = copy_with(tiny_bundle, tmp_path / "v1", format_version=1)  # a Kaldi fbank + CMVN bundle
     with pytest.raises(ValueError, match=r"v1/streaming.json: format_version 1, this runtime reads 2"):
         load_bundle(old)
     bad = copy_with(tiny_bundle, tmp_path / "fp16", tower_precision="fp16")
     with pytest.raises(ValueError, match=r"fp16/streaming.json: tower_precision must be one of bf16, fp32, auto"):
         load_bundle(bad)
+    bad = copy_with(tiny_bundle, tmp_path / "lm-fp16", lm_precision="fp16")
+    with pytest.raises(ValueError, match=r"lm-fp16/streaming.json: lm_precision must be one of bf16, fp32, auto"):
+        load_bundle(bad)
+    older = copy_with(tiny_bundle, tmp_path / "no-lm-precision")  # written before the LM had a precision
+    spec = json.loads((older / STREAMING_FILE).read_text())
+    del spec["lm_precision"]
+    (older / STREAMING_FILE).write_text(json.dumps(spec))
+    assert load_bundle(older).settings.lm_precision == "auto"
     from soundflow.runtime import export_bundle
 
     out = tmp_path / "never"
@@ -140,6 +150,24 @@ def test_a_recording_encoded_in_one_pass_decodes_as_the_live_encoder_does(bundle
     with pytest.raises(ValueError, match="chunk 1 fed, but the encoded recording holds 1"):
         one(audio[:CHUNK])
     assert stream_frames(bundle, audio[:0]).shape == (1, 0, bundle.model.encoder.output_dim)
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "fifo"])
+def test_the_lm_runs_in_the_bundles_lm_precision_in_either_scheduler(tmp_path, tiny_bundle, scheduler):
+    audio = bursts([0.002, 0.3, 0.003], chunks_each=2, seed=5)
+    for lm_precision, autocast in (("bf16", True), ("fp32", False)):
+        b = load_bundle(copy_with(tiny_bundle, tmp_path / f"{lm_precision}-{scheduler}", lm_precision=lm_precision))
+        prefill, seen = b.model.prefill, []
+
+        def watched(embeds, cache):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return prefill(embeds, cache)
+
+        b.model.prefill = watched
+        session = StreamingSession(b, scheduler=scheduler)
+        events = session.feed(audio) + session.close()
+        assert len(events) == 6 and len(seen) >= 7  # the prefix, then every chunk (and reply token)
+        assert set(seen) == {autocast}  # FIFO's decoder thread enters autocast too
 
 
 def test_a_longer_chunk_override_runs_the_tower_on_longer_chunks(tiny_bundle):
@@ -224,7 +252,6 @@ def test_fifo_drains_a_backlog_into_the_cache_in_one_call(bundle):
     def slow_prefill(embeds, cache):
         calls.append(embeds.shape[1])
         if len(calls) == 2:
-            import time
             time.sleep(0.5)  # the encoder keeps going meanwhile
         return original(embeds, cache)
 
@@ -241,6 +268,29 @@ def test_fifo_drains_a_backlog_into_the_cache_in_one_call(bundle):
     assert max(calls) >= 2 * 12, "one LM call took several chunks"
     held = len(session.decoder.history)
     assert held == 7  # every chunk is in the context
+
+
+def test_at_real_time_a_slow_decoder_stalls_the_sync_listener_but_not_fifos(bundle, monkeypatch):
+    """One LM call that outlasts two chunks: sync takes in nothing meanwhile (stalls); FIFO's encoder keeps
+    taking chunks in on time, and the backlog behind the slow call gets late (drained) decisions instead."""
+    from soundflow.bench.latency import latency_stats
+
+    original, speed, stats = bundle.model.prefill, 2.0, {}
+
+    def slow_prefill(embeds, cache):
+        calls.append(embeds.shape[1])
+        if len(calls) == 3:  # the prefix, chunk 0, then chunk 1's call takes 0.5 s (2.5 chunks at speed 2)
+            time.sleep(0.5)
+        return original(embeds, cache)
+
+    monkeypatch.setattr(bundle.model, "prefill", slow_prefill)
+    for scheduler in ("sync", "fifo"):
+        calls = []
+        events = run_stream(bundle, bursts([0.003], chunks_each=8, seed=2), scheduler=scheduler, realtime=True,
+                            speed=speed)
+        stats[scheduler] = latency_stats(events, bundle.settings.chunk_seconds / speed)
+    assert stats["sync"]["stalls"] >= 1 and stats["sync"]["late"] >= 1
+    assert stats["fifo"]["stalls"] == 0 and stats["fifo"]["late"] >= 1
 
 
 def test_long_stream_memory_is_bounded_by_the_context_policy(bundle):

@@ -40,16 +40,17 @@ def test_smoke_dag_writes_every_output(smoke_run):
         assert "ci95" in json.loads((work / f"reports/metrics/{bench}.json").read_text()), bench  # bootstrap intervals
     latency = json.loads((work / "reports/metrics/latency.json").read_text())
     for scheduler in ("sync", "fifo"):
-        assert {"first_chunk_ms", "resume_ms", "stall_rate", "rtf", "ci95"} <= latency[scheduler].keys()
+        assert {"first_chunk_ms", "resume_ms", "stall_rate", "late_rate", "rtf", "ci95"} <= latency[scheduler].keys()
     assert latency["schedulers_agree"] == 1.0
     scaled = latency["time_scaled"]["load_80"]  # the smoke profile's one load
-    assert scaled["speed"] >= 1.0 and {"resume_ms", "stall_rate"} <= scaled["fifo"].keys()
+    assert scaled["speed"] >= 1.0 and {"resume_ms", "stall_rate", "late_rate"} <= scaled["fifo"].keys()
     summary = (work / "reports/summary.md").read_text()
     assert "### 8. Inference latency" in summary
     proactive_rows = summary.split("### 7. Proactive")[1].splitlines()
     assert any(r.startswith("| decision accuracy | 0.") and "] |" in r for r in proactive_rows)  # value [low, high]
     latency_rows = summary.split("### 8. Inference latency")[1].splitlines()
-    assert any(r.startswith("| stall rate, real time | 0.") for r in latency_rows)
+    assert any(r.startswith("| stall rate (listener behind the audio), real time | 0.") for r in latency_rows)
+    assert any(r.startswith("| late decisions (after the next chunk), real time | 0.") for r in latency_rows)
     assert any(r.startswith("| 0.800 | ") for r in latency_rows)  # the time-scaled sweep's row
     assert (work / "reports/figures/latency.png").is_file() and (work / "reports/figures/proactive.png").is_file()
 

@@ -6,13 +6,15 @@ AMD EPYC where real tiny s3 steps ran 1.68x faster, and 1.25-1.30x on an Intel X
 0.69x (reports/arms/lm_precision.json). So `auto` times the real work both ways: a training stage passes a
 probe that runs its own model on its own first batch (`train-<key>`, the key naming the model and what the
 stage trains), the frozen tower a no-grad forward of a Whisper-base layer (`tower`: 3x faster in bf16 on a
-Xeon with AMX, 2.1 against 6.3 ms a chunk). bf16 is taken only where it is clearly faster
+Xeon with AMX, 2.1 against 6.3 ms a chunk), the runtime's LM a short session of its own (`runtime-<key>`,
+soundflow.runtime.decoder.lm_bf16_speedup). bf16 is taken only where it is clearly faster
 (BF16_MIN_SPEEDUP). The answer is kept per machine and workload (CPU model, cores, threads, torch version)
 in ~/.cache/soundflow, so every stage, run and test on one machine computes in the same precision: a probe
 repeated per process could flip under load and break the step-for-step reproducibility of the stages.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,7 +30,7 @@ from soundflow.audio import atomic_path
 
 CHOICES = ("bf16", "fp32", "auto")
 # The lead bf16 needs, a margin so that a chip where both are alike does not flip between machines of a kind.
-BF16_MIN_SPEEDUP = {"train": 1.15, "tower": 1.2}
+BF16_MIN_SPEEDUP = {"train": 1.15, "tower": 1.2, "runtime": 1.15}
 
 
 def autocast(precision: str):
@@ -41,7 +43,9 @@ def autocast(precision: str):
 
 def resolve(precision: str, workload: str, probe: Callable[[], float] | None = None) -> str:
     """"bf16" or "fp32"; "auto" measures which one this machine runs `workload` faster in: "tower" (the
-    built-in probe) or "train-<key>" with `probe`, which returns the bf16 speedup of the caller's own step."""
+    built-in probe), or "train-<key>" / "runtime-<key>" with `probe`, which returns the bf16 speedup of the
+    caller's own work. Processes that resolve the same workload at once (a benchmark's worker pool) wait for
+    the first one's answer rather than probe side by side."""
     if precision not in CHOICES:
         raise ValueError(f"precision must be one of {', '.join(CHOICES)}, got '{precision}'")
     if precision != "auto":
@@ -49,16 +53,19 @@ def resolve(precision: str, workload: str, probe: Callable[[], float] | None = N
     if torch.cuda.is_available():
         return "bf16"
     kind = workload.split("-", 1)[0]
-    if workload != "tower" and not (kind == "train" and probe is not None):
-        raise ValueError(f"workload must be 'tower' or 'train-<key>' with a probe, got '{workload}'")
+    if workload != "tower" and not (kind in ("train", "runtime") and probe is not None):
+        raise ValueError(f"workload must be 'tower', or 'train-<key>' or 'runtime-<key>' with a probe, got '{workload}'")
     cache = cache_file(workload)
-    if cache.is_file():
-        return json.loads(cache.read_text())["precision"]
-    speedup = probe() if probe is not None else tower_bf16_speedup()
-    choice = "bf16" if speedup >= BF16_MIN_SPEEDUP[kind] else "fp32"
-    tmp = atomic_path(cache)
-    tmp.write_text(json.dumps({"precision": choice, "bf16_speedup": round(speedup, 3), "machine": machine()}) + "\n")
-    os.replace(tmp, cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if cache.is_file():
+            return json.loads(cache.read_text())["precision"]
+        speedup = probe() if probe is not None else tower_bf16_speedup()
+        choice = "bf16" if speedup >= BF16_MIN_SPEEDUP[kind] else "fp32"
+        tmp = atomic_path(cache)
+        tmp.write_text(json.dumps({"precision": choice, "bf16_speedup": round(speedup, 3), "machine": machine()}) + "\n")
+        os.replace(tmp, cache)
     return choice
 
 

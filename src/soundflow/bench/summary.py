@@ -84,7 +84,8 @@ TABLES = {
                 ["metric", "sync", "FIFO", "paper (w/o FIFO vs FIFO)"], [
         ("chunk → decision, mean (ms), real time", ["sync.first_chunk_ms", "fifo.first_chunk_ms"], "831 vs 392"),
         ("reply end → live decision, mean (ms), real time", ["sync.resume_ms", "fifo.resume_ms"], "4.5x claimed"),
-        ("stall rate, real time", ["sync.stall_rate", "fifo.stall_rate"], "5.2 % vs 0.0 %"),
+        ("stall rate (listener behind the audio), real time", ["sync.stall_rate", "fifo.stall_rate"], "5.2 % vs 0.0 %"),
+        ("late decisions (after the next chunk), real time", ["sync.late_rate", "fifo.late_rate"], "—"),
         ("real-time factor (as fast as possible)", ["sync.rtf", "fifo.rtf"], "—"),
     ]),
 }
@@ -137,25 +138,31 @@ def table(title: str, columns: list[str], rows: list, data: dict, reference: dic
     return lines + [""]
 
 
+REPEATED_KEYS = ("first_chunk_ms", "resume_ms", "stall_rate", "late_rate")  # bench.latency.REPEATED
+
+
 def latency_notes(latency: dict) -> list[str]:
     lines = []
     repeats = {name: latency.get(name, {}).get("repeats") or {} for name in ("sync", "fifo")}
     if len(repeats["sync"].get("resume_ms") or []) > 1:
         lines += ["Real-time rows: the median over repeated runs (alternating schedulers); each repeat:", "",
-                  "| scheduler | chunk → decision (ms) | resume (ms) | stall rate |", "|---|---|---|---|"]
+                  "| scheduler | chunk → decision (ms) | resume (ms) | stall rate | late decisions |",
+                  "|---|---|---|---|---|"]
         for name, rep in repeats.items():
-            lines.append(f"| {name} | " + " | ".join(", ".join(fmt(v) for v in rep[key])
-                                                      for key in ("first_chunk_ms", "resume_ms", "stall_rate")) + " |")
+            lines.append(f"| {name} | " + " | ".join(", ".join(fmt(v) for v in rep.get(key, []))
+                                                      for key in REPEATED_KEYS) + " |")
         lines.append("")
     lines += ["Time-scaled runs (the regime of a model slow enough that replies outlast chunks): the same audio fed "
              "faster than real time, calibrated on this machine so that sync's listening cost fills the given load "
              "of each chunk interval; replies come on top:", "",
              "| load | speed (x real time) | reply (chunks) | sync resume (ms) | FIFO resume (ms) | FIFO speedup | "
-             "sync stall rate | FIFO stall rate |", "|---|---|---|---|---|---|---|---|"]
+             "stall rate, sync / FIFO | late decisions, sync / FIFO |", "|---|---|---|---|---|---|---|---|"]
     for runs in latency.get("time_scaled", {}).values():
+        sync, fifo = runs["sync"], runs["fifo"]
         lines.append("| " + " | ".join(fmt(v) for v in (
-            runs["load"], runs["speed"], runs["reply_chunks"], runs["sync"]["resume_ms"], runs["fifo"]["resume_ms"],
-            runs["resume_speedup_fifo"], runs["sync"]["stall_rate"], runs["fifo"]["stall_rate"])) + " |")
+            runs["load"], runs["speed"], runs["reply_chunks"], sync["resume_ms"], fifo["resume_ms"],
+            runs["resume_speedup_fifo"])) + " | " + " | ".join(
+            f"{fmt(sync.get(key))} / {fmt(fifo.get(key))}" for key in ("stall_rate", "late_rate")) + " |")
     lines += ["", "Chunk-size sweep (sync, as fast as possible; the model is trained on 0.4 s, other sizes measure "
               "cost only; paper latency 258/392/674/786 ms):", "",
               "| chunk (s) | ms per chunk | RTF |", "|---|---|---|"]

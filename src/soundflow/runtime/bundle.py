@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
@@ -19,6 +19,7 @@ from transformers import PreTrainedTokenizerFast
 from soundflow import layout, precision
 from soundflow.models import AudioInteractionModel, AudioLMConfig
 from soundflow.models.audio_lm import sub_config
+from soundflow.runtime.decoder import lm_bf16_speedup
 
 STREAMING_FILE = "streaming.json"
 FORMAT_VERSION = 2  # 2: Whisper log-mel features and tower (1: Kaldi fbank + CMVN)
@@ -37,6 +38,7 @@ class StreamingSettings:
     default_instruction: str
     default_lang: str
     tower_precision: str = "auto"  # bf16 | fp32 | auto (the faster on the machine that loads the bundle)
+    lm_precision: str = "auto"  # the same for the LM (bf16 autocast pays off for a large LM's listening steps)
 
     @property
     def chunk_samples(self) -> int:
@@ -49,9 +51,10 @@ class StreamingSettings:
         if self.sample_rate != layout.SAMPLE_RATE:
             raise ValueError(f"{source}: this runtime reads {layout.SAMPLE_RATE} Hz audio, the bundle wants "
                              f"{self.sample_rate}")
-        if self.tower_precision not in precision.CHOICES:
-            raise ValueError(f"{source}: tower_precision must be one of {', '.join(precision.CHOICES)}, "
-                             f"got '{self.tower_precision}'")
+        for key in ("tower_precision", "lm_precision"):
+            if getattr(self, key) not in precision.CHOICES:
+                raise ValueError(f"{source}: {key} must be one of {', '.join(precision.CHOICES)}, "
+                                 f"got '{getattr(self, key)}'")
 
 
 @dataclass
@@ -66,10 +69,17 @@ class Bundle:
         """The tower's precision on this machine ("auto" resolved by the per-machine probe)."""
         return precision.resolve(self.settings.tower_precision, "tower")
 
+    @property
+    def lm_precision(self) -> str:
+        """The LM's precision on this machine ("auto": a probe of this LM's shape, kept per machine)."""
+        lm = self.model.lm.config
+        key = f"runtime-{lm.model_type}-{lm.num_hidden_layers}x{lm.hidden_size}-v{lm.vocab_size}"
+        return precision.resolve(self.settings.lm_precision, key, lambda: lm_bf16_speedup(self.model))
+
 
 def export_bundle(model_dir: Path, out_dir: Path, *, max_context_chunks: int,
                   keep_context_chunks: int, max_reply_tokens: int, default_instruction: str,
-                  default_lang: str = "en", tower_precision: str = "auto") -> Path:
+                  default_lang: str = "en", tower_precision: str = "auto", lm_precision: str = "auto") -> Path:
     """Copy a trained model folder into a bundle with its streaming.json; written to a temp folder, renamed."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     missing = [f for f in MODEL_FILES if not (model_dir / f).is_file()]
@@ -80,7 +90,7 @@ def export_bundle(model_dir: Path, out_dir: Path, *, max_context_chunks: int,
         sample_rate=layout.SAMPLE_RATE, chunk_seconds=layout.CHUNK_SECONDS, frames_per_chunk=layout.FRAMES_PER_CHUNK,
         n_mels=tower.n_mels, max_context_chunks=max_context_chunks, keep_context_chunks=keep_context_chunks,
         max_reply_tokens=max_reply_tokens, default_instruction=default_instruction, default_lang=default_lang,
-        tower_precision=tower_precision)
+        tower_precision=tower_precision, lm_precision=lm_precision)
     settings.check(out_dir / STREAMING_FILE)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -113,10 +123,10 @@ def load_bundle(path: str | Path, chunk_seconds: float | None = None) -> Bundle:
     if spec.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{spec_file}: format_version {spec.get('format_version')}, this runtime reads {FORMAT_VERSION}")
     fields = StreamingSettings.__dataclass_fields__
-    try:
-        settings = StreamingSettings(**{k: spec[k] for k in fields})
-    except KeyError as err:
-        raise ValueError(f"{spec_file}: missing key {err}") from None
+    missing = [k for k, f in fields.items() if k not in spec and f.default is MISSING]
+    if missing:
+        raise ValueError(f"{spec_file}: missing key '{missing[0]}'")
+    settings = StreamingSettings(**{k: spec[k] for k in fields if k in spec})  # lm_precision: "auto" where absent
     settings.check(spec_file)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
     wrong = {t: i for t, i in spec["special_token_ids"].items() if tokenizer.convert_tokens_to_ids(t) != i}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from soundflow import layout
+from soundflow import layout, precision
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,29 @@ class ChunkDecoder:
         tokens = greedy_reply(self.model, self.cache, logits, self.ids.eos, self.max_reply_tokens)
         text, emotion = reply_text(tokens, self.ids, self.tok)
         return Decision("respond", [self.ids.response] + tokens, text, emotion)
+
+
+def lm_bf16_speedup(model, chunks: int = 20, reply_tokens: int = 15) -> float:
+    """The runtime probe (precision.resolve "runtime-<key>"): fp32 time / bf16-autocast time of the LM's
+    share of a short session: an instruction prefix, `chunks` listening steps of one chunk's width, then a
+    reply of `reply_tokens` single-token steps, on random embeddings at the scale of the model's own. bf16
+    wins the wide listening steps of a large LM (SmolLM2-135M: 86 against 123 ms a chunk, one thread, AMD EPYC)
+    but not single-token steps (71 against 66 ms; reports/arms/runtime_lm_precision.json), so both are in it."""
+    width = layout.FRAMES_PER_CHUNK + 2
+    table = model.get_input_embeddings().weight.detach()
+    embeds = table.float().std() * torch.randn(1, 20 + chunks * width, table.shape[1],
+                                               generator=torch.Generator().manual_seed(0))
+
+    @torch.no_grad()
+    def session() -> None:
+        cache = model.new_cache()
+        model.prefill(embeds[:, :20], cache)
+        for start in range(20, 20 + chunks * width, width):
+            model.prefill(embeds[:, start:start + width], cache)
+        for t in range(reply_tokens):
+            model.prefill(embeds[:, t:t + 1], cache)
+
+    return precision.bf16_speedup(session)
 
 
 def greedy_reply(model, cache, logits: torch.Tensor, eos: int, max_tokens: int) -> list[int]:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from soundflow import layout
+from soundflow.precision import autocast
 from soundflow.runtime.bundle import Bundle
 from soundflow.runtime.decoder import TokenIds, greedy_reply, reply_text
 from soundflow.runtime.frontend import stream_frames
@@ -28,6 +29,7 @@ def answer_offline(bundle: Bundle, audio: np.ndarray, user_text: str, lang: str 
               + tok.convert_tokens_to_ids([layout.USER]) + tok(user_text, add_special_tokens=False)["input_ids"]
               + tok.convert_tokens_to_ids([layout.ASSISTANT]))
     cache = model.new_cache()
-    logits = model.prefill(model.embed_chunk(prompt, frames), cache)[0, -1]
-    tokens = greedy_reply(model, cache, logits, ids.eos, bundle.settings.max_reply_tokens)
+    with autocast(bundle.lm_precision):
+        logits = model.prefill(model.embed_chunk(prompt, frames), cache)[0, -1]
+        tokens = greedy_reply(model, cache, logits, ids.eos, bundle.settings.max_reply_tokens)
     return reply_text(tokens, ids, tok)

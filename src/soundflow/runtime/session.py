@@ -10,8 +10,9 @@ Schedulers:
   fed enters the cache and gets exactly one event, in order. With no backlog (each chunk decided
   before the next arrives) both schedulers make exactly the same calls and decisions.
 
-Every event carries its timing (perf_counter seconds): when its audio had fully arrived, when its
-decision was available, when its reply (if any) was finished; the latency benchmark reads them.
+Every event carries its timing (perf_counter seconds): when its audio had fully arrived, when the listener
+had encoded it, when its decision was available, when its reply (if any) was finished; the latency benchmark
+reads them.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soundflow.precision import autocast
 from soundflow.runtime.bundle import Bundle
 from soundflow.runtime.decoder import ChunkDecoder, prefix_ids
 from soundflow.runtime.frontend import ChunkEncoder
@@ -39,6 +41,7 @@ class Event:
     text: str
     emotion: str
     arrived: float  # perf_counter: the chunk's last sample was there
+    encoded: float  # perf_counter: its embeddings were ready (the listener had taken it in)
     decided: float  # perf_counter: its decision was available
     finished: float  # perf_counter: its reply was finished (= decided when silent)
     drained: bool = False  # FIFO backlog chunk: into the cache with an implied <silent>, no decision of its own
@@ -62,8 +65,11 @@ class StreamingSession:
         self.settings, self.scheduler = s, scheduler
         prefix = prefix_ids(bundle.tokenizer, lang or s.default_lang, instruction or s.default_instruction)
         self.encoder = ChunkEncoder(bundle) if encoder is None else encoder
-        self.decoder = ChunkDecoder(bundle.model, bundle.tokenizer, prefix, s.max_reply_tokens,
-                                    s.max_context_chunks, s.keep_context_chunks)
+        # the LM runs in the bundle's lm_precision; autocast is per thread, so every LM call enters it
+        self.lm_precision = bundle.lm_precision
+        with autocast(self.lm_precision):
+            self.decoder = ChunkDecoder(bundle.model, bundle.tokenizer, prefix, s.max_reply_tokens,
+                                        s.max_context_chunks, s.keep_context_chunks)
         self.buffer = np.zeros(0, dtype=np.float32)
         self.chunks_fed = 0
         self._delivered = 0  # events handed to the caller
@@ -139,24 +145,28 @@ class StreamingSession:
         index = self.chunks_fed
         self.chunks_fed += 1
         if self.scheduler == "sync":
-            self._decide([(index, self.encoder(chunk), arrived)])
+            embeds = self.encoder(chunk)
+            self._decide([(index, embeds, arrived, time.perf_counter())])
         else:
             self._raise_pending()
             self._pcm.put((index, chunk, arrived))
 
-    def _decide(self, items: list[tuple[int, object, float]]) -> None:
-        """items: (chunk index, embeddings, arrival) of consecutive chunks; decides on the newest."""
-        decisions = self.decoder.drain([embeds for _, embeds, _ in items])
+    def _decide(self, items: list[tuple[int, object, float, float]]) -> None:
+        """items: (chunk index, embeddings, arrival, encoded) of consecutive chunks; decides on the newest."""
+        with autocast(self.lm_precision):
+            decisions = self.decoder.drain([embeds for _, embeds, _, _ in items])
         done = time.perf_counter()
-        for (index, _, arrived), d in zip(items, decisions):
+        for (index, _, arrived, encoded), d in zip(items, decisions):
+            decided = max(d.decided_at, arrived)
             self._events.put(Event(index, (index + 1) * self.settings.chunk_seconds, d.action, d.text, d.emotion,
-                                   arrived, max(d.decided_at, arrived), done if d.action == "respond" else
-                                   max(d.decided_at, arrived), d.drained))
+                                   arrived, max(encoded, arrived), decided,
+                                   done if d.action == "respond" else decided, d.drained))
 
     def _encode_loop(self) -> None:
         while (item := self._pcm.get()) is not _STOP:
             index, chunk, arrived = item
-            self._embeds.put((index, self.encoder(chunk), arrived))
+            embeds = self.encoder(chunk)
+            self._embeds.put((index, embeds, arrived, time.perf_counter()))
         self._embeds.put(_STOP)
 
     def _decode_loop(self) -> None:
