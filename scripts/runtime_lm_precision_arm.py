@@ -4,10 +4,9 @@ weights, one thread.
     .venv/bin/python scripts/runtime_lm_precision_arm.py MODEL_DIR [MODEL_DIR ...] --out reports/arms/runtime_lm_precision.json
 
 MODEL_DIR is a model folder or bundle (data/models/<stage>/model, data/export/soundflow-<profile>). The work is
-the runtime's own (ChunkDecoder calls): a stream of `chunks` listening steps (12 embeddings each, the KV cache
-growing as in a session), then `reply_tokens` single-token steps. The inputs are random embeddings at the
-scale of the model's own, so the cost, not the decisions, is what this measures. The arms alternate,
-`repeats` times each; the median is reported.
+the runtime probe's (soundflow.runtime.decoder.lm_session_seconds): `chunks` listening steps (12 embeddings
+each, the KV cache growing as in a session), then `reply_tokens` single-token steps, on random embeddings at
+the scale of the model's own. The arms alternate, `repeats` times each; the median is reported.
 """
 from __future__ import annotations
 
@@ -16,40 +15,28 @@ import copy
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from soundflow import layout  # noqa: E402
+from soundflow.audio import write_json  # noqa: E402
 from soundflow.models import AudioInteractionModel  # noqa: E402
+from soundflow.precision import machine  # noqa: E402
+from soundflow.runtime.decoder import lm_session_seconds, session_embeds  # noqa: E402
 
 
 def one_pass(model, embeds: torch.Tensor, chunks: int, reply_tokens: int, autocast: bool) -> tuple[float, float]:
     """(ms per listening chunk, ms per reply token) of one simulated stream."""
-    n = layout.FRAMES_PER_CHUNK + 2
-    cache = model.new_cache()
-    embeds = embeds.to(model.dtype)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        model.prefill(embeds[:, :20], cache)  # the instruction prefix
-        start = time.perf_counter()
-        for c in range(chunks):
-            model.prefill(embeds[:, 20 + c * n:20 + (c + 1) * n], cache)
-        listen = time.perf_counter() - start
-        start = time.perf_counter()
-        for t in range(reply_tokens):
-            model.prefill(embeds[:, t:t + 1], cache)
-        reply = time.perf_counter() - start
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        listen, reply = lm_session_seconds(model, embeds.to(model.dtype), chunks, reply_tokens)
     return 1000 * listen / chunks, 1000 * reply / reply_tokens
 
 
 def measure(path: Path, chunks: int, reply_tokens: int, repeats: int) -> dict:
     model = AudioInteractionModel.from_pretrained(str(path)).eval()
-    table = model.get_input_embeddings().weight.detach()
-    gen = torch.Generator().manual_seed(0)
-    embeds = table.std() * torch.randn(1, 20 + chunks * (layout.FRAMES_PER_CHUNK + 2), table.shape[1], generator=gen)
+    embeds = session_embeds(model, chunks)
     # fp32 weights, fp32 weights under bf16 autocast (casts every weight at every call), bf16 weights
     arms = {"fp32": (model, False), "bf16_autocast": (model, True),
             "bf16_weights": (copy.deepcopy(model).to(torch.bfloat16), False)}
@@ -77,12 +64,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)  # one torch thread per scheduler thread, as the latency benchmark runs
-    result = {"command": " ".join(sys.argv), "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0]
-              .strip(": \t"), "threads": 1, "arms": [measure(p, args.chunks, args.reply_tokens, args.repeats)
-                                                     for p in args.models]}
+    result = {"command": " ".join(sys.argv), "machine": machine(),
+              "arms": [measure(p, args.chunks, args.reply_tokens, args.repeats) for p in args.models]}
     print(json.dumps(result, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(result, args.out)
     return 0
 
 

@@ -100,9 +100,14 @@ def summarize(per_stream: list[dict]) -> dict:
         "chunks": chunks,
         "ci95": {"first_chunk_ms": bootstrap.mean_interval(decide.tolist()),  # over chunks
                  "resume_ms": bootstrap.mean_interval(resume.tolist()),  # over replies
-                 **{f"{rate}_rate": bootstrap.interval([(s[key], s["chunks"]) for s in per_stream], bootstrap.ratio)
-                    for rate, key in (("stall", "stalls"), ("late", "late"))}},
+                 "stall_rate": _share_interval(per_stream, "stalls"),  # over streams
+                 "late_rate": _share_interval(per_stream, "late")},
     }
+
+
+def _share_interval(per_stream: list[dict], key: str) -> list[float]:
+    """95 % interval of the share of chunks counted under `key`, resampling streams."""
+    return bootstrap.interval([(s[key], s["chunks"]) for s in per_stream], bootstrap.ratio)
 
 
 def realtime_run(bundle, streams: list[dict], scheduler: str, speed: float = 1.0) -> dict:

@@ -144,27 +144,41 @@ class ChunkDecoder:
         return Decision("respond", [self.ids.response] + tokens, text, emotion)
 
 
-def lm_bf16_speedup(model, chunks: int = 20, reply_tokens: int = 15) -> float:
-    """The runtime probe (precision.resolve "runtime-<key>"): fp32 time / bf16-autocast time of the LM's
-    share of a short session: an instruction prefix, `chunks` listening steps of one chunk's width, then a
-    reply of `reply_tokens` single-token steps, on random embeddings at the scale of the model's own. bf16
-    wins the wide listening steps of a large LM (SmolLM2-135M: 86 against 123 ms a chunk, one thread, AMD EPYC)
-    but not single-token steps (71 against 66 ms; reports/arms/runtime_lm_precision.json), so both are in it."""
-    width = layout.FRAMES_PER_CHUNK + 2
+PROBE_PREFIX = 20  # embeddings of the instruction prefix in a simulated session
+
+
+def session_embeds(model, chunks: int) -> torch.Tensor:
+    """Random embeddings [1, PROBE_PREFIX + chunks * (N + 2), H] at the scale of the model's own: the input of
+    lm_session_seconds, whose cost (not its decisions) is what gets measured."""
     table = model.get_input_embeddings().weight.detach()
-    embeds = table.float().std() * torch.randn(1, 20 + chunks * width, table.shape[1],
-                                               generator=torch.Generator().manual_seed(0))
+    shape = (1, PROBE_PREFIX + chunks * (layout.FRAMES_PER_CHUNK + 2), table.shape[1])
+    return table.float().std() * torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
-    @torch.no_grad()
-    def session() -> None:
-        cache = model.new_cache()
-        model.prefill(embeds[:, :20], cache)
-        for start in range(20, 20 + chunks * width, width):
-            model.prefill(embeds[:, start:start + width], cache)
-        for t in range(reply_tokens):
-            model.prefill(embeds[:, t:t + 1], cache)
 
-    return precision.bf16_speedup(session)
+@torch.no_grad()
+def lm_session_seconds(model, embeds: torch.Tensor, chunks: int, reply_tokens: int) -> tuple[float, float]:
+    """(listening, replying) seconds of the LM's share of a short session, in the caller's autocast: an
+    instruction prefix (untimed), `chunks` listening steps of one chunk's width with the KV cache growing as in
+    a session, then `reply_tokens` single-token steps. `embeds` come from session_embeds."""
+    width = layout.FRAMES_PER_CHUNK + 2
+    cache = model.new_cache()
+    model.prefill(embeds[:, :PROBE_PREFIX], cache)
+    start = time.perf_counter()
+    for begin in range(PROBE_PREFIX, PROBE_PREFIX + chunks * width, width):
+        model.prefill(embeds[:, begin:begin + width], cache)
+    listened = time.perf_counter()
+    for t in range(reply_tokens):
+        model.prefill(embeds[:, t:t + 1], cache)
+    return listened - start, time.perf_counter() - listened
+
+
+def lm_bf16_speedup(model, chunks: int = 20, reply_tokens: int = 15) -> float:
+    """The runtime probe (precision.resolve "runtime-<key>"): fp32 time / bf16-autocast time of
+    lm_session_seconds. bf16 wins the wide listening steps of a large LM (SmolLM2-135M: 86 against 123 ms a
+    chunk, one thread, AMD EPYC) but not single-token steps (71 against 66 ms;
+    reports/arms/runtime_lm_precision.json), so both are in it."""
+    embeds = session_embeds(model, chunks)
+    return precision.bf16_speedup(lambda: lm_session_seconds(model, embeds, chunks, reply_tokens))
 
 
 def greedy_reply(model, cache, logits: torch.Tensor, eos: int, max_tokens: int) -> list[int]:
