@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import run
+from tests.conftest import run, run_side_by_side
 from soundflow.train import loop
 from tests.test_train import FLOAT_NOISE, differing, stage_cmd
 
@@ -43,7 +43,10 @@ def test_world_size_2_matches_world_size_1_and_resumes_after_a_kill(smoke_run, t
     (every rank from the checkpoint of step 2) to the same weights."""
     work, _ = smoke_run
     init = dropout_free_init(work, tmp_path)
-    run(stage(work, init, tmp_path / "ws1"), work)
+    # gradient checkpointing (the paper profile's) beside the plain run: the LM's activations recomputed in
+    # backward must give the same weights
+    run_side_by_side([(stage(work, init, tmp_path / "ws1"), None),
+                      (stage(work, init, tmp_path / "gc", gradient_checkpointing=True), None)], work)
     out = run(dp_cmd(stage(work, init, tmp_path / "ws2")), work)
     m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("ws1", "ws2"))
     assert (m1["world_size"], m2["world_size"], m1["steps"], m2["steps"]) == (1, 2, 4, 4)
@@ -60,8 +63,6 @@ def test_world_size_2_matches_world_size_1_and_resumes_after_a_kill(smoke_run, t
     print(f"world size 2 vs 1: max abs weight difference {worst:.3g} after 4 steps")
     assert differing(w1, w2) == [], f"world size 2 differs from 1 by more than {FLOAT_NOISE} (max abs {worst:.3g})"
 
-    # gradient checkpointing (the paper profile's): the LM's activations recomputed in backward, same weights
-    run(stage(work, init, tmp_path / "gc", gradient_checkpointing=True), work)
     assert differing(w1, load_file(tmp_path / "gc" / "model" / "model.safetensors")) == []
 
     # killed after step 3 (both ranks): the rerun resumes every rank from step 2 and ends at ws2's weights

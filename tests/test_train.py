@@ -12,7 +12,7 @@ from soundflow import config, layout
 from soundflow.models import AudioInteractionModel, AudioLMConfig
 from soundflow.tokens import ctc
 from soundflow.train import engine, loop, stages
-from tests.conftest import run, save_tiny_whisper, tiny_tower_config
+from tests.conftest import run, run_side_by_side, save_tiny_whisper, tiny_tower_config
 
 TINY = {"encoder_config": tiny_tower_config(),
         "lm_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -411,15 +411,14 @@ def test_step_bounded_stage_is_deterministic(smoke_run, tmp_path, name, init):
     from safetensors.torch import load_file
 
     work, _ = smoke_run
+    runs = (("a", 1000.0, None), ("b", 1e-6, MOVED_HEAP))
+    run_side_by_side([(stage_cmd(work, name, init, tmp_path / run_name, max_steps=6, minutes=5.0, checkpoint_every=100,
+                                 eval_every_s=eval_every_s)[0], env) for run_name, eval_every_s, env in runs], work)
     weights = []
-    for run_name, eval_every_s in (("a", 1000.0), ("b", 1e-6)):
-        out = tmp_path / run_name
-        cmd, _ = stage_cmd(work, name, init, out, max_steps=6, minutes=5.0, checkpoint_every=100,
-                           eval_every_s=eval_every_s)
-        run(cmd, work, env_extra=MOVED_HEAP if run_name == "b" else None)
-        metrics = json.loads((out / "metrics.json").read_text())
+    for run_name, _, _ in runs:
+        metrics = json.loads((tmp_path / run_name / "metrics.json").read_text())
         assert metrics["steps"] == 6 and metrics["ended_by"] == "steps"
-        weights.append(load_file(out / "model" / "model.safetensors"))
+        weights.append(load_file(tmp_path / run_name / "model" / "model.safetensors"))
     assert len(json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]) > 2
     assert weights[0].keys() == weights[1].keys()
     changed = differing(weights[0], weights[1])
