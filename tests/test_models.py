@@ -201,6 +201,42 @@ def test_cached_streaming_decode_matches_full_forward_across_tower_windows(memor
     torch.testing.assert_close(torch.cat(logits), full, atol=1e-4, rtol=1e-4)
 
 
+def test_conv_projector_reads_earlier_frames_only_and_streams_chunk_by_chunk_as_in_one_pass():
+    """The conv projector reads the 12 tower frames before each frame and none after it. Chunk by chunk, each
+    chunk given the frames before it (runtime.decoder.keep_past keeps the last 12), the KV-cached LM's logits
+    equal one full pass; an mlp projector reads none."""
+    from soundflow.runtime.decoder import keep_past
+
+    torch.manual_seed(0)
+    model = AudioInteractionModel(tiny_config(projector_type="conv")).eval()
+    assert model.projector_context == 12 and AudioInteractionModel(tiny_config()).projector_context == 0
+    assert keep_past(AudioInteractionModel(tiny_config()), torch.randn(1, 30, 32)) is None
+    n = 6
+    ids, _, _ = stream_sample([None] * n)
+    features = torch.randn(1, n * CHUNK, layout.N_MELS)
+    with torch.no_grad():
+        full = model(ids[None], features=features)["logits"][0]
+        frames, _ = model.encode_audio(features)
+        later = frames.clone()
+        later[:, 25:] += 1.0
+        torch.testing.assert_close(model.project(later)[:, :25], model.project(frames)[:, :25])
+        assert not torch.allclose(model.project(later)[:, 25:], model.project(frames)[:, 25:])
+        # a chunk projected without the frames before it differs: streaming must pass them
+        assert not torch.allclose(model.project(frames[:, 20:30]), model.project(frames)[:, 20:30], atol=1e-3)
+        cache = model.new_cache()
+        logits = [model.prefill(model.embed_chunk(ids[:2]), cache)[0]]
+        pos, per = 2, layout.FRAMES_PER_CHUNK
+        for c in range(n):
+            end = pos + per + 3  # <audio_begin> <audio>x10 <chunk_end> <silent>
+            past = keep_past(model, frames[:, :c * per])
+            assert past is None if c == 0 else past.shape[1] == min(12, c * per)
+            logits.append(model.prefill(model.embed_chunk(ids[pos:end], frames[:, c * per:(c + 1) * per], past), cache)[0])
+            pos = end
+    torch.testing.assert_close(torch.cat(logits), full, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="projector_type must be one of mlp, conv, linear, got 'lstm'"):
+        tiny_config(projector_type="lstm")
+
+
 def test_ctc_head_reads_the_projected_frames_and_survives_save_load(tmp_path):
     from soundflow.tokens import ctc
 

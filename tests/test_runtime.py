@@ -152,6 +152,26 @@ def test_a_recording_encoded_in_one_pass_decodes_as_the_live_encoder_does(bundle
     assert stream_frames(bundle, audio[:0]).shape == (1, 0, bundle.model.encoder.output_dim)
 
 
+def test_a_conv_projector_gets_the_frames_before_each_chunk_live_and_from_one_pass(tiny_bundle):
+    """A conv projector reads the tower frames before a chunk: the live ChunkEncoder and EncodedStream carry
+    them across chunks, so each chunk's embeddings equal the whole recording's projection at its slots."""
+    from soundflow.models.audio_lm import CausalConvProjector
+    from soundflow.runtime.frontend import ChunkEncoder, EncodedStream, stream_frames
+
+    b = load_bundle(tiny_bundle)
+    torch.manual_seed(0)
+    b.model.projector = CausalConvProjector(b.model.encoder.output_dim, b.model.lm.config.hidden_size)
+    audio = bursts([0.002, 0.3, 0.003, 0.25], chunks_each=2, seed=5)
+    n = layout.FRAMES_PER_CHUNK
+    with torch.no_grad():
+        whole = b.model.project(stream_frames(b, audio))
+    assert whole.shape[1] == 8 * n
+    for encoder in (ChunkEncoder(b), EncodedStream(b, audio)):
+        for c, pcm in enumerate(audio.reshape(-1, CHUNK)):
+            slots = encoder(pcm)[:, 1:1 + n]  # between <audio_begin> and <chunk_end>
+            torch.testing.assert_close(slots, whole[:, c * n:(c + 1) * n], atol=5e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("scheduler", ["sync", "fifo"])
 def test_the_lm_runs_in_the_bundles_lm_precision_in_either_scheduler(tmp_path, tiny_bundle, scheduler):
     audio = bursts([0.002, 0.3, 0.003], chunks_each=2, seed=5)

@@ -61,7 +61,7 @@ class AudioLMConfig(PretrainedConfig):
     encoder_config: dict | None = None  # WhisperTowerConfig (default) or any registered tower config
     lm_config: dict | None = None  # any causal-LM config; default LlamaConfig(**DEFAULT_LM)
     vocab_size: int | None = None  # when given, overrides lm_config's vocab_size; afterwards always mirrors it
-    projector_type: str = "mlp"  # "mlp" (d_enc -> hidden -> hidden, GELU) or "linear"
+    projector_type: str = "mlp"  # "mlp" (d_enc -> hidden -> hidden, GELU), "conv" (CausalConvProjector) or "linear"
     audio_token_id: int | None = None  # id of <audio> in the tokenizer (None: text only, no slot matches)
     frame_dropout: float = 0.1  # training only: zero whole encoder frames with this probability
     ctc_vocab_size: int = 0  # classes of the CTC head on the projected frames (0: no head)
@@ -72,14 +72,44 @@ class AudioLMConfig(PretrainedConfig):
         if self.vocab_size is not None:
             self.lm_config["vocab_size"] = self.vocab_size
         self.vocab_size = self.lm_config["vocab_size"]
-        if self.projector_type not in ("mlp", "linear"):
-            raise ValueError(f"projector_type must be 'mlp' or 'linear', got '{self.projector_type}'")
+        if self.projector_type not in PROJECTORS:
+            raise ValueError(f"projector_type must be one of {', '.join(PROJECTORS)}, got '{self.projector_type}'")
         super().__post_init__(**kwargs)
+
+
+PROJECTORS = ("mlp", "conv", "linear")
+
+
+class CausalConvProjector(nn.Module):
+    """Tower frames -> LM width, then residual causal conv blocks over time: a projected frame also reads the
+    `context` frames before it (3 blocks of kernel 5: 12 frames, 480 ms), never a later one. Through it a CTC
+    readout of the frozen tower's block-causal frames reads at CER 0.26 / 0.22 (held-out voice / unseen
+    engine) against 0.42 / 0.38 per frame (the mlp) after 120 s of training each (scripts/adapter_arm.py).
+    Streaming passes a chunk's `past` frames (the `context` tower frames before it): the chunk then projects
+    as it does inside the whole stream."""
+
+    def __init__(self, d_in: int, d_out: int, blocks: int = 3, kernel: int = 5):
+        super().__init__()
+        self.proj = nn.Linear(d_in, d_out)
+        self.convs = nn.ModuleList(nn.Conv1d(d_out, d_out, kernel) for _ in range(blocks))
+        self.context = blocks * (kernel - 1)
+
+    def forward(self, frames: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
+        """frames [B, T, d_in] (after `past` [B, P, d_in], P <= context; zeros before either) -> [B, T, d_out]."""
+        n = frames.shape[1]
+        if past is not None:
+            frames = torch.cat([past.to(frames.dtype), frames], dim=1)
+        x = self.proj(frames).transpose(1, 2)
+        for conv in self.convs:
+            x = x + F.gelu(conv(F.pad(x, (conv.kernel_size[0] - 1, 0))))
+        return x.transpose(1, 2)[:, frames.shape[1] - n:]
 
 
 def build_projector(kind: str, d_in: int, d_out: int) -> nn.Module:
     if kind == "linear":
         return nn.Linear(d_in, d_out)
+    if kind == "conv":
+        return CausalConvProjector(d_in, d_out)
     return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
 
 
@@ -151,9 +181,23 @@ class AudioInteractionModel(PreTrainedModel):
         """Whole streams (computed as streaming computes them) -> (frames [B, T', d_enc], frame_lengths)."""
         return self.encoder(features, feature_lengths)
 
+    @property
+    def projector_context(self) -> int:
+        """Tower frames before a frame that its projection reads (0: the projector works per frame)."""
+        return getattr(self.projector, "context", 0)
+
+    def project(self, frames: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
+        """Tower frames [B, T, d_enc] -> LM-width frames; `past`: the frames before them (streaming, conv only)."""
+        dtype = next(self.projector.parameters()).dtype
+        frames = self._drop_frames(frames.to(dtype))
+        if self.projector_context:
+            return self.projector(frames, past)
+        return self.projector(frames)
+
     def embed(self, input_ids: torch.Tensor, frames: torch.Tensor | None = None,
-              frame_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Token embeddings [B, L, H] with the i-th `<audio>` slot of each sample replaced by its i-th frame."""
+              frame_lengths: torch.Tensor | None = None, past_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings [B, L, H] with the i-th `<audio>` slot of each sample replaced by its i-th frame
+        (`past_frames`: the tower frames before `frames`, which a conv projector reads)."""
         embeds = self.lm.get_input_embeddings()(input_ids)
         if self.config.audio_token_id is None:
             return embeds
@@ -169,8 +213,7 @@ class AudioInteractionModel(PreTrainedModel):
             b = short[0]
             raise ValueError(
                 f"sample {b} has {int(counts[b])} <audio> slots but only {int(available[b])} encoder frames")
-        proj_dtype = next(self.projector.parameters()).dtype
-        audio = self.projector(self._drop_frames(frames.to(proj_dtype))).to(embeds.dtype)
+        audio = self.project(frames, past_frames).to(embeds.dtype)
         index = (slots.long().cumsum(dim=1) - 1).clamp(min=0)  # position -> index of its frame
         picked = torch.gather(audio, 1, index.unsqueeze(-1).expand(-1, -1, audio.shape[-1]))
         return torch.where(slots.unsqueeze(-1), picked, embeds)
@@ -179,8 +222,7 @@ class AudioInteractionModel(PreTrainedModel):
         """Tower frames [B, T, d_enc] -> CTC log-probabilities [B, T, ctc_vocab_size] of the projected frames."""
         if self.ctc_head is None:
             raise ValueError("this model has no CTC head (config.ctc_vocab_size is 0)")
-        proj_dtype = next(self.projector.parameters()).dtype
-        return self.ctc_head(self.projector(self._drop_frames(frames.to(proj_dtype)))).float().log_softmax(-1)
+        return self.ctc_head(self.project(frames)).float().log_softmax(-1)
 
     def _drop_frames(self, frames: torch.Tensor) -> torch.Tensor:
         if not self.training or self.config.frame_dropout <= 0:
@@ -244,10 +286,11 @@ class AudioInteractionModel(PreTrainedModel):
     def new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.lm.config)
 
-    def embed_chunk(self, input_ids: torch.Tensor | list[int], frames: torch.Tensor | None = None) -> torch.Tensor:
+    def embed_chunk(self, input_ids: torch.Tensor | list[int], frames: torch.Tensor | None = None,
+                    past_frames: torch.Tensor | None = None) -> torch.Tensor:
         """Embeddings [1, n, H] of one sample's next tokens, e.g. `<audio_begin> <audio>x10 <chunk_end>`."""
         ids = torch.as_tensor(input_ids, device=self.device).view(1, -1)
-        return self.embed(ids, frames)
+        return self.embed(ids, frames, past_frames=past_frames)
 
     @torch.no_grad()
     def prefill(self, inputs_embeds: torch.Tensor, cache: DynamicCache) -> torch.Tensor:

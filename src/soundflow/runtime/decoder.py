@@ -201,9 +201,19 @@ def reply_text(tokens: list[int], ids: TokenIds, tok) -> tuple[str, str]:
     return tok.decode(body, skip_special_tokens=False, clean_up_tokenization_spaces=False), emotion
 
 
-def chunk_embeddings(model, ids: TokenIds, frames: torch.Tensor) -> torch.Tensor:
-    """Encoder frames of one chunk [1, N, d_enc] -> LM input embeddings of `<audio_begin> <audio>xN <chunk_end>`."""
-    return model.embed_chunk(ids.chunk_tokens(frames.shape[1]), frames)
+def chunk_embeddings(model, ids: TokenIds, frames: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+    """Encoder frames of one chunk [1, N, d_enc] -> LM input embeddings of `<audio_begin> <audio>xN <chunk_end>`.
+    `before`: the stream's frames before this chunk [1, T, d_enc], of which a conv projector reads the last
+    `model.projector_context` (keep_past trims a running history to them)."""
+    return model.embed_chunk(ids.chunk_tokens(frames.shape[1]), frames, keep_past(model, before))
+
+
+def keep_past(model, before: torch.Tensor | None) -> torch.Tensor | None:
+    """The last model.projector_context frames of `before` [1, T, d_enc] (None where the projector reads none)."""
+    context = model.projector_context
+    if not context or before is None or before.shape[1] == 0:
+        return None
+    return before[:, max(0, before.shape[1] - context):]
 
 
 @torch.no_grad()
@@ -214,8 +224,10 @@ def decode_stream(model, tok, prefix: list[int], chunk_frames: torch.Tensor, max
     The training report's decoder: same ChunkDecoder as a live session, without the audio front end.
     """
     decoder = ChunkDecoder(model, tok, prefix, max_reply_tokens, max_chunks, keep_chunks)
+    stream = chunk_frames.reshape(1, -1, chunk_frames.shape[-1])
+    n = chunk_frames.shape[1]
     events = []
     for c in range(chunk_frames.shape[0]):
-        d = decoder.step(chunk_embeddings(model, decoder.ids, chunk_frames[c:c + 1]))
+        d = decoder.step(chunk_embeddings(model, decoder.ids, chunk_frames[c:c + 1], stream[:, :c * n]))
         events.append({"chunk": c, "action": d.action, "text": d.text, "emotion": d.emotion})
     return events

@@ -2,7 +2,8 @@
 
 PCM [chunk_samples] -> Whisper log-mel of that chunk alone (the frame cache's recipe, soundflow.features,
 with the tower's mel bins and ceiling) -> the tower's `encode_chunk` (key/value cache of its window) ->
-projector into `<audio_begin> <audio>xN <chunk_end>`. The tower runs in the precision the bundle names
+projector (a conv projector also reads the frames of the chunks before) into `<audio_begin> <audio>xN
+<chunk_end>`. The tower runs in the precision the bundle names
 (`tower_precision`: bf16 where this machine runs it faster, as the frame cache did). The FIFO scheduler
 runs this in its own thread while the decoder writes.
 
@@ -21,7 +22,7 @@ import torch
 from soundflow.features import chunks_logmel, stream_logmel
 from soundflow.precision import autocast
 from soundflow.runtime.bundle import Bundle
-from soundflow.runtime.decoder import TokenIds, chunk_embeddings
+from soundflow.runtime.decoder import TokenIds, chunk_embeddings, keep_past
 
 
 class ChunkEncoder:
@@ -33,6 +34,7 @@ class ChunkEncoder:
         self.n_mels, self.ceiling = tower.n_mels, tower.mel_ceiling
         self.ids = TokenIds.from_tokenizer(bundle.tokenizer)
         self.state = self.model.init_encoder_state()
+        self.past: torch.Tensor | None = None  # the tower frames a conv projector reads before the next chunk
 
     @torch.no_grad()
     def frames(self, pcm: np.ndarray) -> torch.Tensor:
@@ -46,7 +48,10 @@ class ChunkEncoder:
 
     def __call__(self, pcm: np.ndarray) -> torch.Tensor:
         """One chunk of PCM -> LM input embeddings of `<audio_begin> <audio>xN <chunk_end>`."""
-        return chunk_embeddings(self.model, self.ids, self.frames(pcm))
+        frames = self.frames(pcm)
+        embeds = chunk_embeddings(self.model, self.ids, frames, self.past)
+        self.past = keep_past(self.model, frames if self.past is None else torch.cat([self.past, frames], dim=1))
+        return embeds
 
 
 @torch.no_grad()
@@ -80,5 +85,6 @@ class EncodedStream:
         frames = self.frames[:, self.chunks * n:(self.chunks + 1) * n]
         if frames.shape[1] != n:
             raise ValueError(f"chunk {self.chunks} fed, but the encoded recording holds {self.frames.shape[1] // n}")
+        embeds = chunk_embeddings(self.model, self.ids, frames, self.frames[:, :self.chunks * n])
         self.chunks += 1
-        return chunk_embeddings(self.model, self.ids, frames)
+        return embeds
