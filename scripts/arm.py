@@ -34,8 +34,8 @@ def override(section: dict, assignment: str) -> None:
     node = section
     for part in path:
         node = node.get(part) if isinstance(node, dict) else None
-    if not sep or not isinstance(node, dict) or last not in node:
-        raise SystemExit(f"arm: --set / --model-set needs KEY=VALUE with a KEY of params.yaml, got '{assignment}'")
+    if not sep or not isinstance(node, dict):
+        raise SystemExit(f"arm: --set / --model-set needs KEY=VALUE with KEY under its section, got '{assignment}'")
     node[last] = yaml.safe_load(value)
 
 
