@@ -7,8 +7,8 @@ cached frames, at the same wall-clock budget. A cheap probe of the adapter: no L
 Arms: `mlp` is stage s2's projector (per frame, no temporal context of its own; --width HIDDEN[:OUT] sets its hidden and
 output widths: the LM's hidden size in the model, 256 in tiny, 576 in small); `tfN` puts N chunk-causal
 transformer layers on top of a linear projection (a frame sees its own 400 ms chunk and the chunks before it,
-as the runtime would: chunk ids come from the frame's absolute position in its stream); `convN` puts N causal conv
-blocks (kernel 5, residual) on one: N=3 is issue 14's probe, 520 ms of left context. `--upsample K` makes the head emit K CTC
+as the runtime would: chunk ids come from the frame's absolute position in its stream); `convN` is the model's
+CausalConvProjector with N blocks (kernel 5, residual; N=3 is issue 14's probe), `dsconvN` its depthwise-separable variant. `--upsample K` makes the head emit K CTC
 symbols per 40 ms frame (the segments carry ~0.57 characters a frame, a dense target for CTC). Reads the last run's
 data/tokens/{train,dev}/ctc.pt and data/frames; prints and writes dev CER/WER per voice condition.
 """
@@ -29,6 +29,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from soundflow import layout  # noqa: E402
+from soundflow.models.audio_lm import CausalConvProjector  # noqa: E402
 from soundflow.tokens import ctc  # noqa: E402
 from soundflow.train import frames as frame_cache  # noqa: E402
 from soundflow.train.stages import ctc_data, ctc_greedy  # noqa: E402
@@ -47,15 +48,14 @@ class Adapter(nn.Module):
         if kind == "mlp":
             self.proj = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d))
             self.layers = nn.ModuleList()
-        elif "conv" in kind:  # issue 14's probe: causal conv blocks, kernel 5 (N=3: 520 ms of left context)
+        elif kind.startswith("conv"):  # the model's conv projector with N blocks (issue 14's probe: N=3)
+            self.proj = CausalConvProjector(d_in, d, blocks=int(kind[4:]))
+            self.layers = nn.ModuleList()
+        elif kind.startswith("dsconv"):  # its depthwise-separable variant: a depthwise kernel-5 conv, then a pointwise one
             self.proj = nn.Linear(d_in, d)
             self.layers = nn.ModuleList()
-            n = int(kind.split("conv")[1])
-            if kind.startswith("ds"):  # depthwise-separable: a depthwise kernel-5 conv, then a pointwise one
-                self.convs = nn.ModuleList(nn.Sequential(nn.Conv1d(d, d, 5, groups=d), nn.Conv1d(d, d, 1))
-                                           for _ in range(n))
-            else:
-                self.convs = nn.ModuleList(nn.Conv1d(d, d, 5) for _ in range(n))
+            self.convs = nn.ModuleList(nn.Sequential(nn.Conv1d(d, d, 5, groups=d), nn.Conv1d(d, d, 1))
+                                       for _ in range(int(kind[6:])))
         else:
             n = int(kind[2:])
             self.proj = nn.Linear(d_in, d)
@@ -68,7 +68,7 @@ class Adapter(nn.Module):
 
     def forward(self, frames, starts, lengths):
         x = self.proj(frames)
-        for conv in self.convs:  # left-padded: a frame sees itself and the 4 before it, per block
+        for conv in self.convs:  # dsconv, left-padded: a frame sees itself and the 4 before it, per block
             x = x + F.gelu(conv(F.pad(x.transpose(1, 2), (4, 0)))).transpose(1, 2)
         if self.layers:
             T = x.shape[1]

@@ -5,7 +5,7 @@ reads none, so the LM head's work on the other rows is waste (a 49 k vocabulary 
     .venv/bin/python scripts/logits_to_keep_arm.py /work/small/data/models/s4/model:bf16 data/models/s4/model:fp32 \
         --out reports/arms/logits_to_keep.json
 
-One thread, random inputs at the model's width: a rebuild (20 prefix positions + 8 chunks of 12) and 10 listening
+One thread, random inputs at the scale of the model's embeddings (runtime.decoder.session_embeds): a rebuild (20 prefix positions + 8 chunks of 12) and 10 listening
 steps of one chunk (12 positions) on the growing cache, median step; best of 3 repeats. Also times the LM head
 alone on 1, 12 and 116 rows, to tell the head's share from the call's.
 """
@@ -22,16 +22,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from soundflow import audio, layout, precision  # noqa: E402
 from soundflow.models import AudioInteractionModel  # noqa: E402
+from soundflow.runtime.decoder import PROBE_PREFIX, session_embeds  # noqa: E402
 
 WIDTH = layout.FRAMES_PER_CHUNK + 2  # one chunk's frames and its two control positions
-REBUILD = 20 + 8 * WIDTH
+REBUILD = PROBE_PREFIX + 8 * WIDTH
 
 
 @torch.no_grad()
 def session_ms(model, keep: int, prec: str) -> dict:
-    hidden = model.lm.config.hidden_size
-    gen = torch.Generator().manual_seed(0)
-    rebuild, listen = (torch.randn(1, n, hidden, generator=gen) * 0.02 for n in (REBUILD, 10 * WIDTH))
+    embeds = session_embeds(model, 18)  # the runtime probe's inputs: a 20-position prefix, then 18 chunks
+    rebuild, listen = embeds[:, :REBUILD], embeds[:, REBUILD:]
     with precision.autocast(prec):
         cache = model.new_cache()
         start = time.perf_counter()

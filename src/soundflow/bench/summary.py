@@ -138,19 +138,21 @@ def table(title: str, columns: list[str], rows: list, data: dict, reference: dic
     return lines + [""]
 
 
-REPEATED_KEYS = ("first_chunk_ms", "resume_ms", "stall_rate", "late_rate")  # bench.latency.REPEATED
+# the per-repeat table's columns: the keys bench.latency.REPEATED repeats, by their titles (summary.py imports no torch)
+REPEAT_TITLES = {"first_chunk_ms": "chunk → decision (ms)", "resume_ms": "resume (ms)", "stall_rate": "stall rate",
+                 "late_rate": "late decisions"}
 
 
 def latency_notes(latency: dict) -> list[str]:
     lines = []
     repeats = {name: latency.get(name, {}).get("repeats") or {} for name in ("sync", "fifo")}
     if len(repeats["sync"].get("resume_ms") or []) > 1:
+        keys = [k for k in REPEAT_TITLES if k in repeats["sync"]]
         lines += ["Real-time rows: the median over repeated runs (alternating schedulers); each repeat:", "",
-                  "| scheduler | chunk → decision (ms) | resume (ms) | stall rate | late decisions |",
-                  "|---|---|---|---|---|"]
+                  "| scheduler | " + " | ".join(REPEAT_TITLES[k] for k in keys) + " |",
+                  "|---" * (len(keys) + 1) + "|"]
         for name, rep in repeats.items():
-            lines.append(f"| {name} | " + " | ".join(", ".join(fmt(v) for v in rep.get(key, []))
-                                                      for key in REPEATED_KEYS) + " |")
+            lines.append(f"| {name} | " + " | ".join(", ".join(fmt(v) for v in rep.get(key, [])) for key in keys) + " |")
         lines.append("")
     lines += ["Time-scaled runs (the regime of a model slow enough that replies outlast chunks): the same audio fed "
              "faster than real time, calibrated on this machine so that sync's listening cost fills the given load "

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from dataclasses import MISSING, asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
@@ -64,12 +65,13 @@ class Bundle:
     tokenizer: PreTrainedTokenizerFast
     settings: StreamingSettings
 
-    @property
+    # resolved once per loaded bundle: offline answers and one-pass encodes ask for them on every item
+    @cached_property
     def tower_precision(self) -> str:
         """The tower's precision on this machine ("auto" resolved by the per-machine probe)."""
         return precision.resolve(self.settings.tower_precision, "tower")
 
-    @property
+    @cached_property
     def lm_precision(self) -> str:
         """The LM's precision on this machine ("auto": a probe of this LM's shape, kept per machine)."""
         lm = self.model.lm.config
